@@ -1,0 +1,2 @@
+//! lineage-bus: the one binary.
+fn main() {}
