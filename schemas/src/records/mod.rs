@@ -1,0 +1,21 @@
+//! Rust types of the Avro records. Field names and order follow the `.avsc` files in
+//! `schemas/avro/`, which are the source of truth; `tests` round-trips every type through them.
+
+mod dagster;
+mod dead_letter;
+mod metadata;
+mod openmetadata;
+
+pub use dagster::{
+    AssetCheck, AssetDefinition, CheckSeverity, DagsterEvent, DagsterEventType, ErrorInfo,
+    SourceKind, SourcePosition,
+};
+pub use dead_letter::{DeadLetter, DeadLetterKind};
+pub use metadata::{
+    ColumnDeps, ColumnLineage, ColumnRef, MetadataEntry, MetadataKind, TableColumn, TableSchema,
+};
+pub use openmetadata::{
+    AddLineage, AddPipelineStatus, Column, ColumnLineageEdge, ExecutionStatus,
+    OpenMetadataOperation, Operation, Origin, PipelineTask, TableSnapshot, TaskStatus,
+    UpsertClassification, UpsertPipeline, UpsertPipelineService, UpsertTag,
+};
