@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Launch the sample jobs through the running testbed Dagster (testbed/up.sh dagster), report a few
+# runless events, wait for every run, print a summary. Exits non-zero on an unexpected outcome.
+# Usage: testbed/dagster/run_jobs.sh [--timeout SECONDS]
+set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
+
+PY="$TESTBED_DIR/.venv/bin/python"
+[[ -x "$PY" ]] || die "no $TESTBED_DIR/.venv; run testbed/up.sh dagster first"
+exec "$PY" "$TESTBED_DIR/dagster/run_jobs.py" \
+  --url "http://127.0.0.1:$DAGSTER_PORT" \
+  --pg-dsn "postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/dagster" "$@"
