@@ -1,0 +1,78 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Dagster runs and assets into OpenMetadata and OpenLineage backends, over Apache Kafka.
+#[derive(Debug, Parser)]
+#[command(name = "lineage-bus", version, about)]
+pub struct Cli {
+    /// TOML configuration file; environment variables LINEAGE_BUS__<SECTION>__<KEY> override it.
+    #[arg(long, short, global = true, env = "LINEAGE_BUS_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The roles and tools.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Schema Registry (Confluent API, Avro) persisted in a compacted Kafka topic.
+    Registry,
+    /// Topic catalog.
+    Topics {
+        /// What to do with the catalog.
+        #[command(subcommand)]
+        action: TopicsAction,
+    },
+    /// Producers: publish a source into Kafka.
+    Produce {
+        /// Which source.
+        #[command(subcommand)]
+        source: ProduceSource,
+    },
+    /// Dagster's external-asset REST API and an OpenLineage HTTP endpoint, into Kafka.
+    Ingest,
+    /// The lineage processor: resolve asset keys and build OpenLineage and OpenMetadata output.
+    Process,
+    /// Sinks: deliver lineage to a backend.
+    Sink {
+        /// Which backend.
+        #[command(subcommand)]
+        destination: SinkDestination,
+    },
+    /// Every role in one process (the local default).
+    Up,
+    /// Print the effective configuration (secrets masked) and exit.
+    CheckConfig,
+}
+
+/// `topics` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TopicsAction {
+    /// Create missing topics and reconcile their configs (idempotent).
+    Apply,
+    /// Print the topic catalog.
+    List,
+}
+
+/// `produce` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ProduceSource {
+    /// Dagster events and the asset graph.
+    Dagster,
+    /// OpenMetadata table snapshots.
+    Openmetadata,
+}
+
+/// `sink` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SinkDestination {
+    /// OpenLineage HTTP backends (Marquez, DataHub, OpenMetadata) and files.
+    Openlineage,
+    /// The OpenMetadata REST API.
+    Openmetadata,
+}

@@ -1,0 +1,1 @@
+"""Marquez contract server for the lineage-bus testbed (see README.md)."""

@@ -1,0 +1,87 @@
+//! The binary's command line: configuration layering and masking, clear errors, unbuilt roles.
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Command, Output};
+
+fn lineage_bus(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lineage-bus"));
+    command.args(args).env_remove("LINEAGE_BUS_CONFIG");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("LINEAGE_BUS__") {
+            command.env_remove(key);
+        }
+    }
+    command.envs(env.iter().copied());
+    command.output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn check_config_layers_file_and_environment_and_masks_secrets() {
+    let dir = std::env::temp_dir().join(format!("lb-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("lineage-bus.toml");
+    std::fs::write(
+        &file,
+        "[kafka]\nbootstrap_servers = \"broker-from-file:9092\"\nsasl_username = \"svc\"\n\
+         sasl_password = \"file-secret\"\n\n[schema_registry]\nurl = \"http://registry:8081\"\n\
+         password = \"registry-secret\"\n\n[tenant]\nid = \"from-file\"\n",
+    )
+    .unwrap();
+    let output = lineage_bus(
+        &["--config", file.to_str().unwrap(), "check-config"],
+        &[
+            ("LINEAGE_BUS__TENANT__ID", "from-env"),
+            ("LINEAGE_BUS__KAFKA__SASL_PASSWORD", "env-secret"),
+        ],
+    );
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(stdout.contains("bootstrap_servers = \"broker-from-file:9092\""), "{stdout}");
+    assert!(stdout.contains("id = \"from-env\""), "environment overrides the file: {stdout}");
+    assert!(stdout.contains("sasl_username = \"svc\""));
+    for secret in ["file-secret", "env-secret", "registry-secret"] {
+        assert!(!stdout.contains(secret), "secret {secret} printed: {stdout}");
+    }
+    assert_eq!(stdout.matches("\"********\"").count(), 2, "{stdout}");
+    // Defaults are printed too, so the output documents the whole configuration.
+    assert!(stdout.contains("grace_period = \"30s\""), "{stdout}");
+}
+
+#[test]
+fn unknown_keys_and_missing_files_are_clear_errors() {
+    let output = lineage_bus(&["check-config"], &[("LINEAGE_BUS__KAFKA__BOOTSTRAP", "x:1")]);
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("unknown field: found `bootstrap`"), "{stderr}");
+    assert!(stderr.contains("bootstrap_servers"), "the error lists the valid keys: {stderr}");
+
+    let output = lineage_bus(&["--config", "/nonexistent/lineage-bus.toml", "check-config"], &[]);
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("/nonexistent/lineage-bus.toml does not exist"));
+}
+
+#[test]
+fn a_role_not_built_yet_exits_2_with_a_message_not_a_panic() {
+    for args in [&["process"][..], &["sink", "openlineage"], &["produce", "dagster"]] {
+        let output = lineage_bus(args, &[]);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains("not built yet"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn topics_list_prints_the_catalog() {
+    let output = lineage_bus(&["topics", "list"], &[]);
+    assert!(output.status.success());
+    let stdout = text(&output.stdout);
+    for topic in lineage_schemas::catalog::TOPICS {
+        assert!(stdout.contains(topic.name), "{} missing: {stdout}", topic.name);
+    }
+    assert!(stdout.contains("compact"));
+}

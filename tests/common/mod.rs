@@ -1,0 +1,49 @@
+//! Shared helpers of the integration tests. Tests that need a service read its address from
+//! the environment `testbed/env.sh` prints, and fail loudly when it is missing.
+#![allow(dead_code, clippy::unwrap_used)] // each test binary uses a subset
+
+use std::time::Duration;
+
+use lineage_bus_core::KafkaConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+
+/// The value of `name`, or a panic telling how to start the testbed.
+pub fn service_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: this test needs the real testbed services. Start them with \
+             `testbed/up.sh all` and export their addresses with `eval \"$(testbed/env.sh)\"` \
+             (or run `make test`, which does both)"
+        )
+    })
+}
+
+/// Kafka settings pointing at the testbed broker.
+pub fn kafka() -> KafkaConfig {
+    KafkaConfig {
+        bootstrap_servers: service_env("KAFKA_BOOTSTRAP"),
+        ..KafkaConfig::default()
+    }
+}
+
+/// A topic name no other test run uses.
+pub fn unique_topic(prefix: &str) -> String {
+    format!("it.{prefix}.{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Creates `topic` with `partitions` partitions on the testbed broker.
+pub async fn create_topic(topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> =
+        kafka().client_config("test-admin").create().unwrap();
+    let results = admin
+        .create_topics(
+            [&NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .unwrap();
+    for result in results {
+        result.unwrap();
+    }
+}
