@@ -9,7 +9,9 @@ use lineage_bus_core::shutdown::Shutdown;
 use lineage_bus_core::telemetry::init_logging;
 use lineage_bus_core::topics::{self, TopicChange};
 use lineage_bus_core::{Health, admin, config};
-use lineage_schemas::catalog::{TOPICS, ValueFormat};
+use lineage_schemas::RegistryClient;
+use lineage_schemas::catalog::{TOPICS, ValueFormat, value_subject};
+use secrecy::ExposeSecret;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -107,7 +109,7 @@ fn print_catalog() -> anyhow::Result<ExitCode> {
             .map(|ms| format!("{}d", ms / 86_400_000))
             .unwrap_or_else(|| "forever".into());
         let value = match topic.value {
-            ValueFormat::Avro(name) => format!("Avro {name}"),
+            ValueFormat::Avro(file) => format!("Avro {}", file.full_name),
             ValueFormat::Json(kind) => format!("JSON {kind}"),
         };
         println!(
@@ -122,8 +124,38 @@ fn print_catalog() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Creates or reconciles the catalog's topics, then registers each Avro topic's value schema,
+/// so an incompatible schema fails the deployment instead of the first producer.
 async fn apply_topics(config: &AppConfig) -> anyhow::Result<ExitCode> {
     let changes = topics::apply(&config.kafka, TOPICS, ADMIN_TIMEOUT).await?;
+    log_topic_changes(changes);
+    let registry = registry_client(config)?;
+    for topic in TOPICS {
+        if let ValueFormat::Avro(file) = topic.value {
+            let subject = value_subject(topic.name);
+            let id = registry.register(&subject, file.text).await?;
+            tracing::info!(
+                subject,
+                id,
+                schema = file.full_name,
+                "value schema registered"
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn registry_client(config: &AppConfig) -> anyhow::Result<RegistryClient> {
+    let registry = &config.schema_registry;
+    let password = registry.password.as_ref().map(|p| p.expose_secret());
+    let auth = registry
+        .username
+        .as_deref()
+        .map(|user| (user, password.unwrap_or_default()));
+    Ok(RegistryClient::new(&registry.url, registry.timeout, auth)?)
+}
+
+fn log_topic_changes(changes: Vec<(&'static str, TopicChange)>) {
     for (topic, change) in changes {
         match change {
             TopicChange::Created {
@@ -144,7 +176,6 @@ async fn apply_topics(config: &AppConfig) -> anyhow::Result<ExitCode> {
             ),
         }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Which long-running roles to start.

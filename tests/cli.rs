@@ -40,11 +40,20 @@ fn check_config_layers_file_and_environment_and_masks_secrets() {
     );
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{}", text(&output.stderr));
-    assert!(stdout.contains("bootstrap_servers = \"broker-from-file:9092\""), "{stdout}");
-    assert!(stdout.contains("id = \"from-env\""), "environment overrides the file: {stdout}");
+    assert!(
+        stdout.contains("bootstrap_servers = \"broker-from-file:9092\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("id = \"from-env\""),
+        "environment overrides the file: {stdout}"
+    );
     assert!(stdout.contains("sasl_username = \"svc\""));
     for secret in ["file-secret", "env-secret", "registry-secret"] {
-        assert!(!stdout.contains(secret), "secret {secret} printed: {stdout}");
+        assert!(
+            !stdout.contains(secret),
+            "secret {secret} printed: {stdout}"
+        );
     }
     assert_eq!(stdout.matches("\"********\"").count(), 2, "{stdout}");
     // Defaults are printed too, so the output documents the whole configuration.
@@ -53,20 +62,36 @@ fn check_config_layers_file_and_environment_and_masks_secrets() {
 
 #[test]
 fn unknown_keys_and_missing_files_are_clear_errors() {
-    let output = lineage_bus(&["check-config"], &[("LINEAGE_BUS__KAFKA__BOOTSTRAP", "x:1")]);
+    let output = lineage_bus(
+        &["check-config"],
+        &[("LINEAGE_BUS__KAFKA__BOOTSTRAP", "x:1")],
+    );
     assert!(!output.status.success());
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("unknown field: found `bootstrap`"), "{stderr}");
-    assert!(stderr.contains("bootstrap_servers"), "the error lists the valid keys: {stderr}");
+    assert!(
+        stderr.contains("unknown field: found `bootstrap`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("bootstrap_servers"),
+        "the error lists the valid keys: {stderr}"
+    );
 
-    let output = lineage_bus(&["--config", "/nonexistent/lineage-bus.toml", "check-config"], &[]);
+    let output = lineage_bus(
+        &["--config", "/nonexistent/lineage-bus.toml", "check-config"],
+        &[],
+    );
     assert!(!output.status.success());
     assert!(text(&output.stderr).contains("/nonexistent/lineage-bus.toml does not exist"));
 }
 
 #[test]
 fn a_role_not_built_yet_exits_2_with_a_message_not_a_panic() {
-    for args in [&["process"][..], &["sink", "openlineage"], &["produce", "dagster"]] {
+    for args in [
+        &["process"][..],
+        &["sink", "openlineage"],
+        &["produce", "dagster"],
+    ] {
         let output = lineage_bus(args, &[]);
         assert_eq!(output.status.code(), Some(2), "{args:?}");
         let stderr = text(&output.stderr);
@@ -81,7 +106,20 @@ fn topics_list_prints_the_catalog() {
     assert!(output.status.success());
     let stdout = text(&output.stdout);
     for topic in lineage_schemas::catalog::TOPICS {
-        assert!(stdout.contains(topic.name), "{} missing: {stdout}", topic.name);
+        assert!(
+            stdout.contains(topic.name),
+            "{} missing: {stdout}",
+            topic.name
+        );
     }
     assert!(stdout.contains("compact"));
+}
+
+#[test]
+fn the_documented_config_file_is_the_defaults() {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/config/lineage-bus.toml");
+    let documented = lineage_bus(&["--config", file, "check-config"], &[]);
+    let defaults = lineage_bus(&["check-config"], &[]);
+    assert!(documented.status.success(), "{}", text(&documented.stderr));
+    assert_eq!(text(&documented.stdout), text(&defaults.stdout));
 }

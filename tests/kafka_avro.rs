@@ -108,15 +108,17 @@ async fn avro_through_registry_and_kafka_with_committed_group_offsets() {
         let decoded = codec.decode(message.payload().unwrap()).await.unwrap();
         assert_eq!(message.key().unwrap(), decoded.kafka_key().as_bytes());
         consumer.store_offset_from_message(&message).unwrap();
-        received.entry(decoded.kafka_key()).or_default().push(decoded);
+        received
+            .entry(decoded.kafka_key())
+            .or_default()
+            .push(decoded);
     }
     drop(stream);
     consumer.commit_consumer_state(CommitMode::Sync).unwrap();
 
     // Every run's events arrive complete and in order (one key, one partition).
     for run in 0..4 {
-        let expected: Vec<DagsterEvent> =
-            (0..25).map(|seq| event(run, seq)).collect();
+        let expected: Vec<DagsterEvent> = (0..25).map(|seq| event(run, seq)).collect();
         assert_eq!(received[&format!("run-{run}")], expected);
     }
 
@@ -133,7 +135,12 @@ async fn avro_through_registry_and_kafka_with_committed_group_offsets() {
         let (_, high) = consumer
             .fetch_watermarks(&topic, element.partition(), Duration::from_secs(10))
             .unwrap();
-        assert_eq!(element.offset(), Offset::Offset(high), "partition {}", element.partition());
+        assert_eq!(
+            element.offset(),
+            Offset::Offset(high),
+            "partition {}",
+            element.partition()
+        );
         total += high;
     }
     assert_eq!(total, sent.len() as i64);
@@ -146,7 +153,10 @@ async fn avro_through_registry_and_kafka_with_committed_group_offsets() {
         .unwrap();
     again.subscribe(&[&topic]).unwrap();
     let next = tokio::time::timeout(Duration::from_secs(8), again.stream().next()).await;
-    assert!(next.is_err(), "the group re-read a committed record: {next:?}");
+    assert!(
+        next.is_err(),
+        "the group re-read a committed record: {next:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -63,22 +63,34 @@ fn read_committed_sees_commits_only_after_commit_and_never_aborts() {
     producer.begin_transaction().unwrap();
     send(&producer, &topic, "first");
     producer.flush(timeout).unwrap();
-    assert_eq!(drain(&uncommitted_reader, Duration::from_secs(3)), vec!["first"]);
+    assert_eq!(
+        drain(&uncommitted_reader, Duration::from_secs(3)),
+        vec!["first"]
+    );
     assert!(drain(&committed_reader, Duration::from_secs(3)).is_empty());
     producer.commit_transaction(timeout).unwrap();
-    assert_eq!(drain(&committed_reader, Duration::from_secs(5)), vec!["first"]);
+    assert_eq!(
+        drain(&committed_reader, Duration::from_secs(5)),
+        vec!["first"]
+    );
 
     // Aborted transaction: written, then never visible to read_committed.
     producer.begin_transaction().unwrap();
     send(&producer, &topic, "aborted");
     producer.flush(timeout).unwrap();
-    assert_eq!(drain(&uncommitted_reader, Duration::from_secs(3)), vec!["aborted"]);
+    assert_eq!(
+        drain(&uncommitted_reader, Duration::from_secs(3)),
+        vec!["aborted"]
+    );
     producer.abort_transaction(timeout).unwrap();
 
     producer.begin_transaction().unwrap();
     send(&producer, &topic, "second");
     producer.commit_transaction(timeout).unwrap();
-    assert_eq!(drain(&committed_reader, Duration::from_secs(5)), vec!["second"]);
+    assert_eq!(
+        drain(&committed_reader, Duration::from_secs(5)),
+        vec!["second"]
+    );
     // A fresh read_committed reader of the whole log sees exactly the committed records.
     assert_eq!(
         drain(&consumer(&topic, "read_committed"), Duration::from_secs(5)),

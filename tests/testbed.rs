@@ -92,5 +92,8 @@ async fn topics_apply_is_idempotent_and_restores_drifted_configs() {
         other => panic!("expected a reconfiguration, got {other:?}"),
     }
     let fourth = topics::apply(&kafka, TOPICS, timeout).await.unwrap();
-    assert!(fourth.iter().all(|(_, c)| *c == TopicChange::Unchanged), "{fourth:?}");
+    assert!(
+        fourth.iter().all(|(_, c)| *c == TopicChange::Unchanged),
+        "{fourth:?}"
+    );
 }

@@ -92,7 +92,13 @@ pub fn router(health: Health) -> Router {
 async fn metrics() -> Response {
     let mut body = Vec::new();
     match TextEncoder::new().encode(&prometheus::gather(), &mut body) {
-        Ok(()) => ([(header::CONTENT_TYPE, TextEncoder::new().format_type().to_owned())], body)
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                TextEncoder::new().format_type().to_owned(),
+            )],
+            body,
+        )
             .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }

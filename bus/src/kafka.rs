@@ -40,7 +40,11 @@ impl KafkaConfig {
     }
 
     /// Settings of a transactional producer with `transactional_id`.
-    pub fn transactional_producer_config(&self, role: &str, transactional_id: &str) -> ClientConfig {
+    pub fn transactional_producer_config(
+        &self,
+        role: &str,
+        transactional_id: &str,
+    ) -> ClientConfig {
         let mut config = self.idempotent_producer_config(role);
         config.set("transactional.id", transactional_id);
         config
@@ -66,9 +70,11 @@ mod tests {
 
     #[test]
     fn options_pass_through_and_override() {
-        let mut kafka = KafkaConfig::default();
-        kafka.sasl_password = Some("hunter2".to_owned().into());
-        kafka.options.insert("linger.ms".into(), "50".into());
+        let kafka = KafkaConfig {
+            sasl_password: Some("hunter2".to_owned().into()),
+            options: [("linger.ms".to_owned(), "50".to_owned())].into(),
+            ..KafkaConfig::default()
+        };
         let config = kafka.idempotent_producer_config("producer");
         assert_eq!(config.get("client.id"), Some("lineage-bus-producer"));
         assert_eq!(config.get("sasl.password"), Some("hunter2"));

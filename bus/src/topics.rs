@@ -73,7 +73,10 @@ pub async fn apply(
         kafka
             .client_config("topics")
             .create()
-            .map_err(failed(format!("connecting to Kafka at {}", kafka.bootstrap_servers)))?,
+            .map_err(failed(format!(
+                "connecting to Kafka at {}",
+                kafka.bootstrap_servers
+            )))?,
     );
     let (brokers, partitions) = cluster_layout(admin.clone(), timeout).await?;
     let replication = kafka.replication_factor.unwrap_or(brokers.min(3));
@@ -138,11 +141,10 @@ async fn cluster_layout(
     timeout: Duration,
 ) -> Result<(i32, BTreeMap<String, i32>), TopicsError> {
     // fetch_metadata blocks; keep it off the reactor.
-    let metadata =
-        tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, timeout))
-            .await
-            .unwrap_or(Err(KafkaError::Canceled))
-            .map_err(failed("fetching cluster metadata"))?;
+    let metadata = tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, timeout))
+        .await
+        .unwrap_or(Err(KafkaError::Canceled))
+        .map_err(failed("fetching cluster metadata"))?;
     let partitions = metadata
         .topics()
         .iter()

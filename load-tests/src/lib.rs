@@ -1,1 +1,2 @@
-//! placeholder
+//! Load generator, end-to-end harness and reports for the pipeline's throughput targets.
+//! Not built yet.

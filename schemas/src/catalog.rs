@@ -2,16 +2,16 @@
 //! partitions, cleanup policy and retention. `lineage-bus topics apply` creates and updates
 //! topics from this table; the README's topic table is this table.
 
-use crate::AvroRecord;
 use crate::records::{
     AssetDefinition, DagsterEvent, DeadLetter, OpenMetadataOperation, TableSnapshot,
 };
+use crate::{AvroRecord, SchemaFile};
 
 /// How a topic's values are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValueFormat {
-    /// Avro in the Confluent wire format, with the record's full name.
-    Avro(&'static str),
+    /// Avro in the Confluent wire format, with the record's schema file.
+    Avro(SchemaFile),
     /// JSON documents of the named kind.
     Json(&'static str),
 }
@@ -77,7 +77,7 @@ pub const TOPICS: &[TopicSpec] = &[
         name: DAGSTER_EVENTS,
         partitions: 12,
         key: "run id (runless events: asset key)",
-        value: ValueFormat::Avro(DagsterEvent::FILE.full_name),
+        value: ValueFormat::Avro(DagsterEvent::FILE),
         cleanup: CleanupPolicy::Delete,
         retention_ms: Some(30 * DAY_MS),
         description: "producers/dagster and ingest: every Dagster event, in order per run",
@@ -86,7 +86,7 @@ pub const TOPICS: &[TopicSpec] = &[
         name: DAGSTER_ASSETS,
         partitions: 6,
         key: "tenant/asset key",
-        value: ValueFormat::Avro(AssetDefinition::FILE.full_name),
+        value: ValueFormat::Avro(AssetDefinition::FILE),
         cleanup: CleanupPolicy::Compact,
         retention_ms: None,
         description: "producers/dagster: the asset graph, one record per asset, tombstone on removal",
@@ -95,7 +95,7 @@ pub const TOPICS: &[TopicSpec] = &[
         name: OPENMETADATA_TABLES,
         partitions: 6,
         key: "table FQN",
-        value: ValueFormat::Avro(TableSnapshot::FILE.full_name),
+        value: ValueFormat::Avro(TableSnapshot::FILE),
         cleanup: CleanupPolicy::Compact,
         retention_ms: None,
         description: "producers/openmetadata: one snapshot per table, tombstone on delete",
@@ -122,7 +122,7 @@ pub const TOPICS: &[TopicSpec] = &[
         name: LINEAGE_OPENMETADATA,
         partitions: 6,
         key: "FQN of the entity touched",
-        value: ValueFormat::Avro(OpenMetadataOperation::FILE.full_name),
+        value: ValueFormat::Avro(OpenMetadataOperation::FILE),
         cleanup: CleanupPolicy::Delete,
         retention_ms: Some(365 * DAY_MS),
         description: "processor: OpenMetadata operations for sinks/openmetadata",
@@ -131,7 +131,7 @@ pub const TOPICS: &[TopicSpec] = &[
         name: DEAD_LETTER,
         partitions: 3,
         key: "the original key",
-        value: ValueFormat::Avro(DeadLetter::FILE.full_name),
+        value: ValueFormat::Avro(DeadLetter::FILE),
         cleanup: CleanupPolicy::Delete,
         retention_ms: Some(90 * DAY_MS),
         description: "every role: records given up on, with the reason and the original bytes",

@@ -1,9 +1,9 @@
 //! The Confluent wire format, without IO: magic byte `0`, the schema id as a big-endian
 //! `u32`, then the Avro binary datum.
 
+use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::writer::datum::GenericDatumWriter;
-use apache_avro::Schema;
 
 use crate::AvroRecord;
 use crate::codec::CodecError;

@@ -23,7 +23,11 @@ fn position() -> SourcePosition {
 
 fn rich_metadata() -> Vec<MetadataEntry> {
     vec![
-        MetadataEntry::text("dagster/table_name", MetadataKind::Text, "warehouse.raw.orders"),
+        MetadataEntry::text(
+            "dagster/table_name",
+            MetadataKind::Text,
+            "warehouse.raw.orders",
+        ),
         MetadataEntry::int("dagster/row_count", 1_234),
         MetadataEntry {
             float: Some(f64::INFINITY),
@@ -107,7 +111,11 @@ fn asset_definition() -> AssetDefinition {
             shard: None,
             cursor: Some("abc".into()),
         },
-        asset_key: vec!["warehouse".into(), "analytics".into(), "daily_revenue".into()],
+        asset_key: vec![
+            "warehouse".into(),
+            "analytics".into(),
+            "daily_revenue".into(),
+        ],
         code_location: Some("sample".into()),
         repository: Some("__repository__".into()),
         group: Some("analytics".into()),
@@ -265,7 +273,11 @@ fn round_trip<T: AvroRecord + PartialEq + std::fmt::Debug>(value: &T) -> T {
         .unwrap()
         .read_value(&mut &payload[..])
         .unwrap();
-    assert!(generic.validate(T::schema()), "bytes do not validate against {}", T::FILE.file_name);
+    assert!(
+        generic.validate(T::schema()),
+        "bytes do not validate against {}",
+        T::FILE.file_name
+    );
     let evolved: T = wire::decode_evolved(T::schema(), payload).unwrap();
     assert_eq!(&evolved, value, "resolving decode of {}", T::FILE.file_name);
     wire::decode_own(payload).unwrap()
@@ -300,18 +312,38 @@ fn kafka_keys_follow_the_catalog() {
     let mut event = dagster_event();
     assert_eq!(event.kafka_key(), "0b7a6f34-1111-4c4e-9a5e-3f1f9f0f2c11");
     event.run_id = Some(String::new());
-    assert_eq!(event.kafka_key(), "warehouse/raw/orders", "runless events key by asset");
-    assert_eq!(asset_definition().kafka_key(), "prod/warehouse/analytics/daily_revenue");
+    assert_eq!(
+        event.kafka_key(),
+        "warehouse/raw/orders",
+        "runless events key by asset"
+    );
+    assert_eq!(
+        asset_definition().kafka_key(),
+        "prod/warehouse/analytics/daily_revenue"
+    );
     let keys: Vec<String> = operations().iter().map(|o| o.kafka_key()).collect();
     assert_eq!(keys[1], "dagster_prod.daily_job");
-    assert_eq!(keys[2], "dagster_prod.daily_job", "status keyed like its pipeline");
+    assert_eq!(
+        keys[2], "dagster_prod.daily_job",
+        "status keyed like its pipeline"
+    );
     assert_eq!(keys[3], "pg.warehouse.analytics.daily_revenue");
 }
 
 #[test]
 fn wire_split_rejects_bad_frames() {
-    assert!(wire::split(&[0, 0, 0]).unwrap_err().to_string().contains("shorter"));
-    assert!(wire::split(&[1, 0, 0, 0, 1, 2]).unwrap_err().to_string().contains("magic"));
+    assert!(
+        wire::split(&[0, 0, 0])
+            .unwrap_err()
+            .to_string()
+            .contains("shorter")
+    );
+    assert!(
+        wire::split(&[1, 0, 0, 0, 1, 2])
+            .unwrap_err()
+            .to_string()
+            .contains("magic")
+    );
     let bytes = wire::encode(1, &dead_letter()).unwrap();
     let truncated = &bytes[..bytes.len() - 3];
     let (_, payload) = wire::split(truncated).unwrap();
@@ -326,7 +358,11 @@ fn avro_dir() -> PathBuf {
 fn embedded_files_are_the_files_on_disk() {
     for file in schema_files() {
         let on_disk = fs::read_to_string(avro_dir().join(file.file_name)).unwrap();
-        assert_eq!(on_disk, file.text, "{} differs from the embedded copy", file.file_name);
+        assert_eq!(
+            on_disk, file.text,
+            "{} differs from the embedded copy",
+            file.file_name
+        );
         let schema = Schema::parse_str(file.text).unwrap();
         assert_eq!(schema.name().unwrap().fullname(None), file.full_name);
     }
@@ -344,7 +380,11 @@ fn shared_named_types_agree_across_files() {
             let name: &Name = name;
             let canonical = named.canonical_form();
             if let Some((other, other_file)) = seen.get(&name.fullname(None)) {
-                assert_eq!(other, &canonical, "{name} differs between {other_file} and {}", file.file_name);
+                assert_eq!(
+                    other, &canonical,
+                    "{name} differs between {other_file} and {}",
+                    file.file_name
+                );
             } else {
                 seen.insert(name.fullname(None), (canonical, file.file_name));
             }
@@ -361,7 +401,10 @@ fn released_versions(stem: &str) -> Vec<(u32, Schema)> {
             let path = entry.unwrap().path();
             let name = path.file_stem().unwrap().to_string_lossy().to_string();
             let version: u32 = name.trim_start_matches('v').parse().unwrap();
-            (version, Schema::parse_str(&fs::read_to_string(&path).unwrap()).unwrap())
+            (
+                version,
+                Schema::parse_str(&fs::read_to_string(&path).unwrap()).unwrap(),
+            )
         })
         .collect();
     versions.sort_by_key(|(v, _)| *v);
@@ -376,7 +419,10 @@ fn working_schemas_are_backward_compatible_with_the_latest_release() {
         let (version, latest) = versions.last().unwrap();
         let current = Schema::parse_str(file.text).unwrap();
         check_backward_compatible(latest, &current).unwrap_or_else(|why| {
-            panic!("{} is not BACKWARD compatible with released v{version}: {why}", file.file_name)
+            panic!(
+                "{} is not BACKWARD compatible with released v{version}: {why}",
+                file.file_name
+            )
         });
     }
 }
@@ -410,8 +456,16 @@ fn the_compatibility_check_catches_breaking_changes() {
         .unwrap()
         .read_value(&mut &payload[..])
         .unwrap();
-    let apache_avro::types::Value::Record(fields) = value else { panic!("not a record") };
-    assert_eq!(fields[0], ("region".into(), apache_avro::types::Value::String("eu".into())));
+    let apache_avro::types::Value::Record(fields) = value else {
+        panic!("not a record")
+    };
+    assert_eq!(
+        fields[0],
+        (
+            "region".into(),
+            apache_avro::types::Value::String("eu".into())
+        )
+    );
 }
 
 fn dagster_event_text() -> &'static str {

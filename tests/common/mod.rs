@@ -38,7 +38,11 @@ pub async fn create_topic(topic: &str, partitions: i32) {
         kafka().client_config("test-admin").create().unwrap();
     let results = admin
         .create_topics(
-            [&NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            [&NewTopic::new(
+                topic,
+                partitions,
+                TopicReplication::Fixed(1),
+            )],
             &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
         )
         .await

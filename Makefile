@@ -1,0 +1,52 @@
+# lineage-bus: the commands the README names. `make help` lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+VENV_PY := testbed/.venv/bin/python
+
+.PHONY: help demo test test-rust test-contract lint fmt build up down env topics schema-release
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+demo: ## The main job on the local testbed: services up, topics applied, Dagster jobs run, summary
+	testbed/up.sh all
+	$(CARGO) build --quiet --bin lineage-bus
+	source <(testbed/env.sh) && scripts/demo.sh
+
+test: ## Every test, against the real testbed services (starts them if needed)
+	testbed/up.sh all
+	$(MAKE) --no-print-directory test-rust test-contract
+
+test-rust: ## Rust unit and integration tests (the testbed must be up)
+	source <(testbed/env.sh) && $(CARGO) test --workspace --all-targets
+
+test-contract: ## Tests of the Marquez contract server (used when the real Marquez cannot run)
+	$(VENV_PY) -m pytest -q -p no:cacheprovider testbed/marquez_contract/test_contract.py
+
+lint: ## rustfmt check and clippy with warnings as errors
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
+
+fmt: ## Format the Rust code
+	$(CARGO) fmt --all
+
+build: ## Release build of the binary
+	$(CARGO) build --release --bin lineage-bus
+
+up: ## Start the testbed services (Kafka, PostgreSQL, registry, Marquez, Dagster)
+	testbed/up.sh all
+
+down: ## Stop every testbed service
+	testbed/down.sh
+
+env: ## Print the testbed's addresses as shell exports
+	@testbed/env.sh
+
+topics: ## Create or reconcile the topics on the testbed Kafka
+	source <(testbed/env.sh) && LINEAGE_BUS__KAFKA__BOOTSTRAP_SERVERS=$$KAFKA_BOOTSTRAP \
+	  LINEAGE_BUS__KAFKA__REPLICATION_FACTOR=1 $(CARGO) run --quiet --bin lineage-bus -- topics apply
+
+schema-release: ## Record the working .avsc files as the next released versions
+	scripts/schema-release.sh

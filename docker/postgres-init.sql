@@ -1,0 +1,2 @@
+CREATE DATABASE dagster OWNER lineage;
+CREATE DATABASE marquez OWNER lineage;
