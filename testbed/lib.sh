@@ -68,3 +68,25 @@ wait_until() {
 
 # port_open PORT: true when something accepts TCP connections on 127.0.0.1:PORT.
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# ensure_venv_requirements FILE STAMP_NAME: create testbed/.venv if missing and pip-install FILE
+# into it when FILE (or the python) changed since the last successful install, recorded in
+# .venv/STAMP_NAME. Installs are serialized by a lock, as several services share the venv.
+TESTBED_VENV="$TESTBED_DIR/.venv"
+TESTBED_PYTHON="${TESTBED_PYTHON:-python3}"
+ensure_venv_requirements() {
+  local requirements="$1" stamp="$TESTBED_VENV/$2" want
+  want="$({ sha256sum <"$requirements"; "$TESTBED_PYTHON" --version; } | sha256sum | cut -d' ' -f1)"
+  if [[ -x "$TESTBED_VENV/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then return; fi
+  if [[ ! -x "$TESTBED_VENV/bin/python" ]]; then
+    log "creating venv $TESTBED_VENV"
+    rm -rf "$TESTBED_VENV"
+    "$TESTBED_PYTHON" -m venv "$TESTBED_VENV" || die "python3 -m venv failed (install Debian package 'python3-venv')"
+  fi
+  log "installing $requirements into $TESTBED_VENV"
+  (
+    flock 9
+    "$TESTBED_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  ) 9>"$TESTBED_VENV/.pip.lock" || die "pip install -r $requirements failed"
+  echo "$want" >"$stamp"
+}

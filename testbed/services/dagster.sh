@@ -8,30 +8,12 @@ set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
 DG_DIR="$TESTBED_DIR/dagster"
-VENV="$TESTBED_DIR/.venv"
+VENV="$TESTBED_VENV"
 REQUIREMENTS="$DG_DIR/requirements.txt"
 WORKSPACE="$DG_DIR/workspace.yaml"
 LOCATION=lineage_sample
-PYTHON="${TESTBED_PYTHON:-python3}"
 export DAGSTER_HOME="$STATE_DIR/dagster/home"
 GRAPHQL_URL="http://127.0.0.1:$DAGSTER_PORT/graphql"
-
-# ensure_venv: build testbed/.venv when missing, or re-run pip when requirements.txt (or the python)
-# changed. The stamp holds a hash of both and is written only after a successful install.
-ensure_venv() {
-  local stamp="$VENV/.requirements.sha256" want
-  want="$({ sha256sum <"$REQUIREMENTS"; "$PYTHON" --version; } | sha256sum | cut -d' ' -f1)"
-  if [[ -x "$VENV/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then return; fi
-  if [[ ! -x "$VENV/bin/python" ]]; then
-    log "creating venv $VENV"
-    rm -rf "$VENV"
-    "$PYTHON" -m venv "$VENV" || die "python3 -m venv failed (install Debian package 'python3-venv')"
-  fi
-  log "installing $REQUIREMENTS into $VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQUIREMENTS" \
-    || die "pip install failed"
-  echo "$want" >"$stamp"
-}
 
 # render_instance_config: $DAGSTER_HOME/dagster.yaml from the template (re-rendered on every start).
 render_instance_config() {
@@ -87,7 +69,7 @@ start() {
   fi
   port_open "$PG_PORT" || die "postgres is not running on :$PG_PORT (testbed/up.sh postgres)"
   command -v jq >/dev/null || die "jq not found (install Debian package 'jq')"
-  ensure_venv
+  ensure_venv_requirements "$REQUIREMENTS" .requirements.sha256
   render_instance_config
   # Create/migrate the schema once up front, so webserver and daemon do not race on it.
   "$VENV/bin/dagster" instance migrate >>"$STATE_DIR/logs/dagster-migrate.log" 2>&1 \

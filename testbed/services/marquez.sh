@@ -40,8 +40,7 @@ UNRESOLVABLE="$HOME_DIR/real-unresolvable"     # line 1: pom sha256, line 2: rea
 CONTRACT_DIR="$TESTBED_DIR/marquez_contract"
 CONTRACT_REQ="$CONTRACT_DIR/requirements.txt"
 JOURNAL="$STATE_DIR/marquez-contract/$MARQUEZ_DB.jsonl"
-VENV="$TESTBED_DIR/.venv"
-PYTHON="${TESTBED_PYTHON:-python3}"
+VENV="$TESTBED_VENV"
 SPEC_DIR="${OPENLINEAGE_SPEC_DIR:-$REPO_DIR/../shared/openlineage-spec}"
 REAL_REASON=""
 
@@ -118,24 +117,6 @@ logging:
 CONF
 }
 
-# ensure_contract_venv: testbed/.venv (shared with Dagster, which keeps its own stamp) gets the contract
-# server's requirements when they (or the python) changed; our own stamp, written after a successful install.
-ensure_contract_venv() {
-  local stamp="$VENV/.marquez-contract-requirements.sha256" want
-  want="$({ sha256sum <"$CONTRACT_REQ"; "$PYTHON" --version; } | sha256sum | cut -d' ' -f1)"
-  if [[ -x "$VENV/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then return; fi
-  if [[ ! -x "$VENV/bin/python" ]]; then
-    log "creating venv $VENV"
-    "$PYTHON" -m venv "$VENV" || die "python3 -m venv failed (install Debian package 'python3-venv')"
-  fi
-  log "installing $CONTRACT_REQ into $VENV"
-  (
-    flock 9
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$CONTRACT_REQ"
-  ) 9>"$VENV/.pip.lock" || die "pip install -r $CONTRACT_REQ failed"
-  echo "$want" >"$stamp"
-}
-
 ready() { curl -fsS -o /dev/null "$URL/api/v1/namespaces"; }
 
 start_real() {
@@ -151,7 +132,7 @@ start_real() {
 
 start_contract() {
   [[ -f "$SPEC_DIR/OpenLineage.json" ]] || die "marquez: the OpenLineage spec is missing: $SPEC_DIR/OpenLineage.json (the shared/openlineage-spec beside the repo, or set OPENLINEAGE_SPEC_DIR)"
-  ensure_contract_venv
+  ensure_venv_requirements "$CONTRACT_REQ" .marquez-contract-requirements.sha256
   mkdir -p "$(dirname "$JOURNAL")"
   log "starting $NAME (Marquez CONTRACT server) on $URL (journal $JOURNAL)"
   start_bg "$NAME" env PYTHONPATH="$TESTBED_DIR" OPENLINEAGE_SPEC_DIR="$SPEC_DIR" \
