@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod exactly_once;
 pub mod kafka;
 pub mod secret;
 pub mod shutdown;
