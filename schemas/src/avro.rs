@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::records::{
-    AssetDefinition, DagsterEvent, DeadLetter, OpenMetadataOperation, TableSnapshot,
+    AssetDefinition, DagsterEvent, DeadLetter, OpenMetadataOperation, SourceCursor, TableSnapshot,
 };
 
 /// A Rust type that is the image of one `.avsc` record.
@@ -72,15 +72,21 @@ avro_record!(
     "io.lineagebus.openmetadata.OpenMetadataOperation"
 );
 avro_record!(DeadLetter, "dead_letter.avsc", "io.lineagebus.DeadLetter");
+avro_record!(
+    SourceCursor,
+    "source_cursor.avsc",
+    "io.lineagebus.SourceCursor"
+);
 
 /// Every embedded schema file.
-pub fn schema_files() -> [SchemaFile; 5] {
+pub fn schema_files() -> [SchemaFile; 6] {
     [
         DagsterEvent::FILE,
         AssetDefinition::FILE,
         TableSnapshot::FILE,
         OpenMetadataOperation::FILE,
         DeadLetter::FILE,
+        SourceCursor::FILE,
     ]
 }
 

@@ -3,7 +3,7 @@
 //! topics from this table; the README's topic table is this table.
 
 use crate::records::{
-    AssetDefinition, DagsterEvent, DeadLetter, OpenMetadataOperation, TableSnapshot,
+    AssetDefinition, DagsterEvent, DeadLetter, OpenMetadataOperation, SourceCursor, TableSnapshot,
 };
 use crate::{AvroRecord, SchemaFile};
 
@@ -70,6 +70,9 @@ pub const LINEAGE_OPENLINEAGE: &str = "lineage.openlineage";
 pub const LINEAGE_OPENMETADATA: &str = "lineage.openmetadata";
 /// `lineage.deadletter`: records given up on, with the reason.
 pub const DEAD_LETTER: &str = "lineage.deadletter";
+/// `lineage-bus.cursors`: each producer's source position (compacted), committed in the same
+/// transaction as the records it covers.
+pub const SOURCE_CURSORS: &str = "lineage-bus.cursors";
 
 /// Every topic of the pipeline (the registry's own `_schemas` topic is the registry's).
 pub const TOPICS: &[TopicSpec] = &[
@@ -135,6 +138,15 @@ pub const TOPICS: &[TopicSpec] = &[
         cleanup: CleanupPolicy::Delete,
         retention_ms: Some(90 * DAY_MS),
         description: "every role: records given up on, with the reason and the original bytes",
+    },
+    TopicSpec {
+        name: SOURCE_CURSORS,
+        partitions: 1,
+        key: "producer/tenant",
+        value: ValueFormat::Avro(SourceCursor::FILE),
+        cleanup: CleanupPolicy::Compact,
+        retention_ms: None,
+        description: "producers: each producer's source position, in the transaction of its records",
     },
 ];
 

@@ -292,6 +292,18 @@ fn every_record_round_trips() {
         assert_eq!(round_trip(&op), op);
     }
     assert_eq!(round_trip(&dead_letter()), dead_letter());
+    assert_eq!(round_trip(&source_cursor()), source_cursor());
+    assert_eq!(source_cursor().kafka_key(), "producer.dagster/prod");
+}
+
+fn source_cursor() -> SourceCursor {
+    SourceCursor {
+        producer: "producer.dagster".into(),
+        tenant: "prod".into(),
+        source: "postgres:public.event_logs".into(),
+        position: 7_657,
+        updated_ms: 5,
+    }
 }
 
 /// Dagster writes bare NaN floats; they must survive the trip.

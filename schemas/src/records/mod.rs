@@ -1,11 +1,13 @@
 //! Rust types of the Avro records. Field names and order follow the `.avsc` files in
 //! `schemas/avro/`, which are the source of truth; `tests` round-trips every type through them.
 
+mod cursor;
 mod dagster;
 mod dead_letter;
 mod metadata;
 mod openmetadata;
 
+pub use cursor::SourceCursor;
 pub use dagster::{
     AssetCheck, AssetDefinition, CheckSeverity, DagsterEvent, DagsterEventType, ErrorInfo,
     SourceKind, SourcePosition,
