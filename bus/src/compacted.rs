@@ -20,6 +20,10 @@ use crate::config::KafkaConfig;
 /// One change of a compacted topic: the latest value of `key`, or `None` when deleted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableUpdate {
+    /// Partition of the record.
+    pub partition: i32,
+    /// Offset of the record.
+    pub offset: i64,
     /// Record key.
     pub key: Vec<u8>,
     /// Record value; `None` for a tombstone.
@@ -147,6 +151,8 @@ impl CompactedReader {
                 Some(Err(e)) => return Err(self.error("consuming")(e)),
                 Some(Ok(message)) => {
                     return Ok(Some(TableUpdate {
+                        partition: message.partition(),
+                        offset: message.offset(),
                         key: message.key().unwrap_or_default().to_vec(),
                         value: message.payload().map(<[u8]>::to_vec),
                     }));

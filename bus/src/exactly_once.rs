@@ -5,6 +5,9 @@
 //! with `send_offsets_to_transaction`, and the transaction commits. Readers of the outputs use
 //! `read_committed`, so they see a batch's output exactly when its input offsets are committed.
 //!
+//! A `wake` notification runs a transaction with an empty batch, for output that does not
+//! come from the consumed records (a processor reacting to a table that appeared).
+//!
 //! Any failure aborts the open transaction and ends [`run`] with an error: the processor's
 //! in-memory state may already include the aborted batch, so the caller must rebuild it (the
 //! role restarts) and resume from the committed offsets. Processors that keep state across
@@ -21,6 +24,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::KafkaConfig;
@@ -58,7 +62,8 @@ pub trait BatchProcessor: Send {
     /// The processor's error; it aborts the transaction.
     type Error: std::fmt::Display + Send;
 
-    /// Processes `batch` (in consumption order) and returns the records to produce.
+    /// Processes `batch` (in consumption order; empty after a wake-up) and returns the
+    /// records to produce.
     fn process(
         &mut self,
         batch: &[OwnedMessage],
@@ -94,12 +99,14 @@ fn kafka(action: impl Into<String>) -> impl FnOnce(KafkaError) -> ExactlyOnceErr
 }
 
 /// Consumes, processes and produces in transactions until `shutdown` is cancelled (then the
-/// batch in hand is finished and committed) or something fails.
+/// batch in hand is finished and committed) or something fails. Each notification of `wake`
+/// runs the processor once on an empty batch.
 pub async fn run<P: BatchProcessor>(
     kafka_config: &KafkaConfig,
     role: &str,
     config: &ExactlyOnceConfig,
     processor: &mut P,
+    wake: &Notify,
     shutdown: CancellationToken,
 ) -> Result<(), ExactlyOnceError> {
     let consumer: StreamConsumer = kafka_config
@@ -126,7 +133,7 @@ pub async fn run<P: BatchProcessor>(
             config.transactional_id
         )))?;
 
-    while let Some(batch) = next_batch(&consumer, config, &shutdown).await? {
+    while let Some(batch) = next_batch(&consumer, config, wake, &shutdown).await? {
         if let Err(e) = transact(&consumer, &producer, config, processor, &batch).await {
             // Best effort: the broker aborts it anyway when the producer goes away.
             let _ = blocking(&producer, move |p| p.abort_transaction(timeout)).await;
@@ -136,16 +143,18 @@ pub async fn run<P: BatchProcessor>(
     Ok(())
 }
 
-/// Collects up to `max_batch` records, waiting at most `max_wait` once the first arrived.
-/// `None` when shutdown was requested before any record arrived.
+/// Collects up to `max_batch` records, waiting at most `max_wait` once the first arrived; an
+/// empty batch after a wake-up. `None` when shutdown was requested before any record arrived.
 async fn next_batch(
     consumer: &StreamConsumer,
     config: &ExactlyOnceConfig,
+    wake: &Notify,
     shutdown: &CancellationToken,
 ) -> Result<Option<Vec<OwnedMessage>>, ExactlyOnceError> {
     let mut stream = consumer.stream();
     let first = tokio::select! {
         () = shutdown.cancelled() => return Ok(None),
+        () = wake.notified() => return Ok(Some(Vec::new())),
         message = stream.next() => message,
     };
     let Some(first) = first else { return Ok(None) };
@@ -180,7 +189,10 @@ async fn transact<P: BatchProcessor>(
         .await
         .map_err(|e| ExactlyOnceError::Processor {
             records: batch.len(),
-            first: position(&batch[0]),
+            first: batch
+                .first()
+                .map(position)
+                .unwrap_or_else(|| "a wake-up".into()),
             reason: e.to_string(),
         })?;
     let deliveries = outputs.iter().map(|output| {

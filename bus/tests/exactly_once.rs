@@ -14,6 +14,7 @@ use lineage_bus_core::exactly_once::{self, BatchProcessor, ExactlyOnceConfig, Ou
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// Upper-cases values into `output`; on batch number `fail_on` it also writes to a topic that
@@ -121,6 +122,7 @@ async fn an_aborted_batch_is_redone_once_after_restart() {
         "test",
         &config,
         &mut failing,
+        &Notify::new(),
         CancellationToken::new(),
     )
     .await
@@ -140,7 +142,7 @@ async fn an_aborted_batch_is_redone_once_after_restart() {
     };
     tokio::time::timeout(
         Duration::from_secs(120),
-        exactly_once::run(&kafka, "test", &config, &mut healthy, done),
+        exactly_once::run(&kafka, "test", &config, &mut healthy, &Notify::new(), done),
     )
     .await
     .expect("the restarted engine did not finish")
