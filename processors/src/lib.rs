@@ -1,3 +1,8 @@
 //! The lineage processor (`process`): joins Dagster events with the asset graph and the
 //! OpenMetadata table index, resolves asset keys to tables, and writes OpenLineage events and
-//! OpenMetadata operations in Kafka transactions. Not built yet.
+//! OpenMetadata operations in Kafka transactions.
+
+pub mod output;
+pub mod processor;
+pub mod resolve;
+pub mod state;

@@ -1,0 +1,118 @@
+//! Reading the well-known Dagster metadata entries and an asset's upstream keys.
+
+use std::collections::BTreeMap;
+
+use lineage_schemas::records::{
+    AssetDefinition, ColumnLineage, DagsterEvent, MetadataEntry, MetadataKind, TableSchema,
+};
+
+fn find<'a>(entries: &'a [MetadataEntry], labels: &[&str]) -> Option<&'a MetadataEntry> {
+    labels
+        .iter()
+        .find_map(|label| entries.iter().find(|entry| entry.label == *label))
+}
+
+/// `dagster/column_schema` (or `column_schema`).
+pub(crate) fn column_schema(entries: &[MetadataEntry]) -> Option<&TableSchema> {
+    find(entries, &["dagster/column_schema", "column_schema"])?
+        .table_schema
+        .as_ref()
+}
+
+/// `dagster/column_lineage` (or `column_lineage`).
+pub(crate) fn column_lineage(entries: &[MetadataEntry]) -> Option<&ColumnLineage> {
+    find(entries, &["dagster/column_lineage", "column_lineage"])?
+        .column_lineage
+        .as_ref()
+}
+
+/// `dagster/row_count` (or `row_count`) as an integer.
+pub(crate) fn row_count(entries: &[MetadataEntry]) -> Option<i64> {
+    let entry = find(entries, &["dagster/row_count", "row_count"])?;
+    entry.int.or_else(|| match entry.kind {
+        MetadataKind::Text => entry.text.as_deref()?.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+/// A text-like value of one of `labels`.
+pub(crate) fn text<'a>(entries: &'a [MetadataEntry], labels: &[&str]) -> Option<&'a str> {
+    find(entries, labels)?.text.as_deref()
+}
+
+/// The data source URI: `dagster/uri`, `uri` or `path` (a path becomes `file://`); `None` for a
+/// value that is not an absolute URI.
+pub(crate) fn data_source_uri(entries: &[MetadataEntry]) -> Option<String> {
+    let value = text(entries, &["dagster/uri", "uri", "path"])?.trim();
+    if value.starts_with('/') {
+        return Some(format!("file://{value}"));
+    }
+    let scheme_end = value.find(':')?;
+    let scheme = &value[..scheme_end];
+    let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    is_scheme.then(|| value.to_owned())
+}
+
+/// The upstream assets of a materialization: the definition's deps; without a definition, the
+/// inputs Dagster recorded in the event's tags (`dagster/input_data_version/<a/b/c>`); plus the
+/// assets its column lineage names. Deduplicated, in first-seen order.
+pub(crate) fn upstream_keys(
+    event: &DagsterEvent,
+    asset: Option<&AssetDefinition>,
+) -> Vec<Vec<String>> {
+    let mut keys: Vec<Vec<String>> = Vec::new();
+    let mut push = |key: Vec<String>| {
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    };
+    match asset {
+        Some(asset) => asset.deps.iter().cloned().for_each(&mut push),
+        None => input_tags(&event.tags).for_each(&mut push),
+    }
+    if let Some(lineage) = column_lineage(&event.metadata) {
+        for column in &lineage.columns {
+            for dep in &column.deps {
+                push(dep.asset_key.clone());
+            }
+        }
+    }
+    keys
+}
+
+fn input_tags(tags: &BTreeMap<String, String>) -> impl Iterator<Item = Vec<String>> + '_ {
+    const PREFIX: &str = "dagster/input_data_version/";
+    tags.range(PREFIX.to_owned()..)
+        .take_while(|(key, _)| key.starts_with(PREFIX))
+        .map(|(key, _)| key[PREFIX.len()..].split('/').map(str::to_owned).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_source_uri_needs_a_scheme() {
+        let uri = |v: &str| data_source_uri(&[MetadataEntry::text("uri", MetadataKind::Url, v)]);
+        assert_eq!(uri("s3://bucket/key").as_deref(), Some("s3://bucket/key"));
+        assert_eq!(uri("/data/x.csv").as_deref(), Some("file:///data/x.csv"));
+        assert_eq!(uri("relative/x.csv"), None);
+        assert_eq!(uri("1x:bad"), None);
+    }
+
+    #[test]
+    fn row_count_from_int_or_text() {
+        assert_eq!(
+            row_count(&[MetadataEntry::int("dagster/row_count", 7)]),
+            Some(7)
+        );
+        assert_eq!(
+            row_count(&[MetadataEntry::text("row_count", MetadataKind::Text, " 12 ")]),
+            Some(12)
+        );
+        assert_eq!(row_count(&[]), None);
+    }
+}

@@ -1,0 +1,122 @@
+//! Rebuilding the state of runs already processed: at start, the events before the group's
+//! committed offsets are read again and folded into the state without output (their output
+//! is already in the output topics). Open runs then continue with their whole context: the
+//! anchor time of their run ids, their tags, the tasks seen, the assets planned.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use lineage_bus_core::KafkaConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use super::ProcessError;
+use super::batch::{LineageProcessor, origin_of};
+
+/// The group's committed offset per partition of `topic` (0 where none is committed).
+async fn committed_offsets(
+    kafka: &KafkaConfig,
+    group: &str,
+    topic: &str,
+    timeout: Duration,
+) -> Result<HashMap<i32, i64>, KafkaError> {
+    let consumer: BaseConsumer = kafka.consumer_config("processor-replay", group).create()?;
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
+        let mut partitions = TopicPartitionList::new();
+        for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+            partitions.add_partition(&topic, partition.id());
+        }
+        let committed = consumer.committed_offsets(partitions, timeout)?;
+        Ok(committed
+            .elements()
+            .iter()
+            .map(|e| match e.offset() {
+                Offset::Offset(offset) => (e.partition(), offset),
+                _ => (e.partition(), 0),
+            })
+            .collect())
+    })
+    .await
+    .unwrap_or(Err(KafkaError::Canceled))
+}
+
+/// Folds every event before the committed offsets into `processor`; returns how many.
+pub async fn replay_history(
+    kafka: &KafkaConfig,
+    group: &str,
+    topic: &str,
+    processor: &mut LineageProcessor,
+    timeout: Duration,
+    shutdown: &CancellationToken,
+) -> Result<usize, ProcessError> {
+    let kafka_error = |action: &str| {
+        let action = format!("replaying {topic}: {action}");
+        move |source| ProcessError::Kafka { action, source }
+    };
+    let mut targets = committed_offsets(kafka, group, topic, timeout)
+        .await
+        .map_err(kafka_error("reading the committed offsets"))?;
+    targets.retain(|_, offset| *offset > 0);
+    if targets.is_empty() {
+        return Ok(0);
+    }
+    let mut config = kafka.client_config("processor-replay");
+    config
+        .set("group.id", format!("{group}-replay"))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true");
+    let consumer: StreamConsumer = config.create().map_err(kafka_error("creating a reader"))?;
+    let mut assignment = TopicPartitionList::new();
+    for partition in targets.keys() {
+        assignment
+            .add_partition_offset(topic, *partition, Offset::Beginning)
+            .map_err(kafka_error("assigning partitions"))?;
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(kafka_error("assigning partitions"))?;
+
+    let mut replayed = 0;
+    let mut stream = consumer.stream();
+    while !targets.is_empty() {
+        let next = tokio::select! {
+            () = shutdown.cancelled() => break,
+            next = stream.next() => next,
+        };
+        let message = match next {
+            None => break,
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                targets.remove(&partition);
+                continue;
+            }
+            Some(Err(e)) => return Err(kafka_error("consuming")(e)),
+            Some(Ok(message)) => message,
+        };
+        let partition = message.partition();
+        let Some(&target) = targets.get(&partition) else {
+            continue;
+        };
+        if message.offset() >= target {
+            targets.remove(&partition);
+            continue;
+        }
+        let owned = message.detach();
+        if message.offset() + 1 >= target {
+            targets.remove(&partition);
+        }
+        if let Some(payload) = owned.payload()
+            && let Ok(event) = processor.decode(payload).await
+        {
+            processor.replay(&event, &origin_of(&owned))?;
+            replayed += 1;
+        }
+    }
+    Ok(replayed)
+}
