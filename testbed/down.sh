@@ -5,13 +5,13 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-for s in dagster marquez registry kafka postgres; do
+for s in dagster openmetadata marquez registry kafka postgres; do
   "$TESTBED_DIR/services/$s.sh" stop
 done
 
 leftovers="$(pgrep -af -- "$STATE_DIR/|$REPO_DIR/target/|$TESTBED_DIR/.venv/" || true)"
 open_ports=()
-for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$PG_PORT" "$REGISTRY_PORT" "$DAGSTER_PORT" "$MARQUEZ_PORT" "$MARQUEZ_ADMIN_PORT"; do
+for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$PG_PORT" "$REGISTRY_PORT" "$DAGSTER_PORT" "$MARQUEZ_PORT" "$MARQUEZ_ADMIN_PORT" "$OPENMETADATA_PORT"; do
   port_open "$port" && open_ports+=("$port")
 done
 if [[ -n "$leftovers" || ${#open_ports[@]} -gt 0 ]]; then

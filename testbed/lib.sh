@@ -14,8 +14,12 @@ REGISTRY_PORT="${TESTBED_REGISTRY_PORT:-18081}"
 DAGSTER_PORT="${TESTBED_DAGSTER_PORT:-13000}"
 MARQUEZ_PORT="${TESTBED_MARQUEZ_PORT:-15000}"
 MARQUEZ_ADMIN_PORT="${TESTBED_MARQUEZ_ADMIN_PORT:-15001}"
+OPENMETADATA_PORT="${TESTBED_OPENMETADATA_PORT:-18585}"
 PG_USER=lineage
 PG_PASSWORD=lineage
+# Bearer tokens of the OpenMetadata contract server (fixed test strings, not secrets): admin, and read-only.
+OPENMETADATA_JWT="${TESTBED_OPENMETADATA_JWT:-testbed-openmetadata-admin-token}"
+OPENMETADATA_READONLY_JWT="${TESTBED_OPENMETADATA_READONLY_JWT:-testbed-openmetadata-readonly-token}"
 
 log() { printf '[testbed] %s\n' "$*" >&2; }
 die() { printf '[testbed] error: %s\n' "$*" >&2; exit 1; }

@@ -1,0 +1,1 @@
+"""OpenMetadata contract server for the testbed. See README.md."""
