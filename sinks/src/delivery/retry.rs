@@ -1,0 +1,274 @@
+//! The retry policy: which failures are worth retrying, how long to wait before the next
+//! attempt (exponential backoff with jitter from `backon`, at least what `Retry-After` asks),
+//! and when to give up (never, by default).
+//!
+//! Retryable: HTTP 5xx, 429 and 408, timeouts and connection errors. Every other 4xx (and any
+//! unexpected status) is permanent: the record goes to the dead-letter topic.
+
+use std::time::{Duration, SystemTime};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use lineage_schemas::records::DeadLetterKind;
+
+use crate::config::RetryConfig;
+
+/// Why an attempt is worth retrying; a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryReason {
+    /// HTTP 5xx.
+    ServerError,
+    /// HTTP 429.
+    TooManyRequests,
+    /// HTTP 408 or a client-side timeout.
+    Timeout,
+    /// The connection could not be made or broke.
+    Connect,
+    /// A local failure that may pass (e.g. a full disk, a Kafka hiccup).
+    Io,
+}
+
+impl RetryReason {
+    /// The metric label.
+    pub fn as_label(self) -> &'static str {
+        match self {
+            RetryReason::ServerError => "server_error",
+            RetryReason::TooManyRequests => "too_many_requests",
+            RetryReason::Timeout => "timeout",
+            RetryReason::Connect => "connect",
+            RetryReason::Io => "io",
+        }
+    }
+}
+
+/// How one attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptError {
+    /// Try again later.
+    Retryable {
+        /// Why.
+        reason: RetryReason,
+        /// The backend's `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
+        /// What happened, for logs.
+        detail: String,
+    },
+    /// Retrying cannot help: dead-letter the record.
+    Permanent {
+        /// The dead letter's kind (rejected by the backend, malformed input, ...).
+        kind: DeadLetterKind,
+        /// The backend's status, when it answered.
+        status: Option<u16>,
+        /// The backend's answer (truncated), when it answered.
+        body: Option<String>,
+        /// What happened, naming the input.
+        detail: String,
+    },
+}
+
+/// Classifies an HTTP status: `None` for success, else the failure (without a body yet).
+pub fn classify_status(status: u16, retry_after: Option<Duration>) -> Option<AttemptError> {
+    let reason = match status {
+        200..=299 => return None,
+        408 => RetryReason::Timeout,
+        429 => RetryReason::TooManyRequests,
+        500..=599 => RetryReason::ServerError,
+        _ => {
+            return Some(AttemptError::Permanent {
+                kind: DeadLetterKind::RejectedByBackend,
+                status: Some(status),
+                body: None,
+                detail: format!("the backend answered {status}"),
+            });
+        }
+    };
+    Some(AttemptError::Retryable {
+        reason,
+        retry_after,
+        detail: format!("the backend answered {status}"),
+    })
+}
+
+/// Parses a `Retry-After` value: delay-seconds or an HTTP date (relative to `now`; a date in
+/// the past means "now"). `None` when it is neither.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The retry policy of one sink.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    config: RetryConfig,
+}
+
+impl RetryPolicy {
+    /// A policy from `[…retry]`.
+    pub fn new(config: RetryConfig) -> Self {
+        Self { config }
+    }
+
+    /// The schedule of one record's retries.
+    pub fn schedule(&self) -> RetrySchedule {
+        let backoff = ExponentialBuilder::default()
+            .with_jitter()
+            .with_min_delay(self.config.initial_backoff)
+            .with_max_delay(self.config.max_backoff)
+            .without_max_times()
+            .build();
+        RetrySchedule {
+            backoff: Box::new(backoff),
+            max_elapsed: self.config.max_elapsed,
+            max_retry_after: self.config.max_retry_after,
+            waited: Duration::ZERO,
+        }
+    }
+}
+
+/// The delays between one record's attempts.
+pub struct RetrySchedule {
+    backoff: Box<dyn Iterator<Item = Duration> + Send>,
+    max_elapsed: Option<Duration>,
+    max_retry_after: Duration,
+    waited: Duration,
+}
+
+impl std::fmt::Debug for RetrySchedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RetrySchedule")
+            .field("waited", &self.waited)
+            .field("max_elapsed", &self.max_elapsed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RetrySchedule {
+    /// The wait before the next attempt after a retryable failure that asked for
+    /// `retry_after`; `None` when the policy gives up.
+    pub fn next_delay(&mut self, retry_after: Option<Duration>) -> Option<Duration> {
+        let backoff = self.backoff.next()?;
+        let delay = match retry_after {
+            Some(asked) => asked.min(self.max_retry_after),
+            None => backoff,
+        };
+        if let Some(max) = self.max_elapsed
+            && self.waited + delay > max
+        {
+            return None;
+        }
+        self.waited += delay;
+        Some(delay)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(max_elapsed: Option<Duration>) -> RetryPolicy {
+        RetryPolicy::new(RetryConfig {
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+            max_elapsed,
+            max_retry_after: Duration::from_secs(60),
+        })
+    }
+
+    #[test]
+    fn statuses_are_classified_like_the_issue_says() {
+        assert_eq!(classify_status(201, None), None);
+        assert_eq!(classify_status(200, None), None);
+        for (status, reason) in [
+            (500, RetryReason::ServerError),
+            (503, RetryReason::ServerError),
+            (429, RetryReason::TooManyRequests),
+            (408, RetryReason::Timeout),
+        ] {
+            match classify_status(status, None) {
+                Some(AttemptError::Retryable { reason: r, .. }) => assert_eq!(r, reason),
+                other => panic!("{status}: {other:?}"),
+            }
+        }
+        for status in [400, 401, 403, 404, 409, 413, 415, 422, 302] {
+            assert!(
+                matches!(
+                    classify_status(status, None),
+                    Some(AttemptError::Permanent { status: Some(s), .. }) if s == status
+                ),
+                "{status} must be permanent"
+            );
+        }
+    }
+
+    #[test]
+    fn retry_after_accepts_seconds_and_http_dates() {
+        let now = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        // A date already past: retry now.
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_within_bounds_and_never_gives_up_by_default() {
+        let mut schedule = policy(None).schedule();
+        let delays: Vec<Duration> = (0..200)
+            .map(|_| schedule.next_delay(None).unwrap())
+            .collect();
+        assert!(delays[0] >= Duration::from_millis(100) && delays[0] < Duration::from_millis(200));
+        // Capped at max_backoff; backon's jitter adds up to 100% of the current delay.
+        assert!(
+            delays.iter().all(|d| *d < Duration::from_secs(4)),
+            "{delays:?}"
+        );
+        assert!(
+            delays.windows(2).any(|w| w[0] != w[1]),
+            "jitter varies the delays"
+        );
+        assert!(delays[199] >= Duration::from_secs(2));
+    }
+
+    #[test]
+    fn retry_after_is_honoured_and_capped() {
+        let mut schedule = policy(None).schedule();
+        assert_eq!(
+            schedule.next_delay(Some(Duration::from_secs(7))),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            schedule.next_delay(Some(Duration::from_secs(3600))),
+            Some(Duration::from_secs(60))
+        );
+        // Retry-After 0 means at once.
+        assert_eq!(
+            schedule.next_delay(Some(Duration::ZERO)),
+            Some(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn max_elapsed_gives_up() {
+        let mut schedule = policy(Some(Duration::from_secs(3))).schedule();
+        let mut total = Duration::ZERO;
+        while let Some(delay) = schedule.next_delay(None) {
+            total += delay;
+        }
+        assert!(total <= Duration::from_secs(3), "{total:?}");
+        assert!(total >= Duration::from_secs(1), "{total:?}");
+    }
+}

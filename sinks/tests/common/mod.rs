@@ -1,0 +1,231 @@
+//! Helpers of the sink tests: the testbed's Kafka and Schema Registry (the tests fail loudly
+//! when they are missing), topics, producing events, running the sink, reading dead letters.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // each test binary uses a subset
+
+pub mod events;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lineage_bus_core::KafkaConfig;
+use lineage_schemas::records::DeadLetter;
+use lineage_schemas::{RecordCodec, RegistryClient};
+use lineage_sinks::delivery::engine::Replay;
+use lineage_sinks::{OpenLineageSinkConfig, RunSummary, SinkError};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The value of `name`, or a panic telling how to start the testbed.
+pub fn service_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: this test needs the real testbed services. Start them with \
+             `testbed/up.sh all` and export their addresses with `eval \"$(testbed/env.sh)\"` \
+             (or run `make test`, which does both)"
+        )
+    })
+}
+
+/// Kafka settings pointing at the testbed broker.
+pub fn kafka() -> KafkaConfig {
+    KafkaConfig {
+        bootstrap_servers: service_env("KAFKA_BOOTSTRAP"),
+        ..KafkaConfig::default()
+    }
+}
+
+/// A client of the testbed's Schema Registry.
+pub fn registry() -> RegistryClient {
+    RegistryClient::new(
+        &service_env("SCHEMA_REGISTRY_URL"),
+        Duration::from_secs(10),
+        None,
+    )
+    .unwrap()
+}
+
+/// A topic name no other test run uses.
+pub fn unique(prefix: &str) -> String {
+    format!("it.{prefix}.{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Creates `topic` with `partitions` partitions.
+pub async fn create_topic(topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> =
+        kafka().client_config("test-admin").create().unwrap();
+    let results = admin
+        .create_topics(
+            [&NewTopic::new(
+                topic,
+                partitions,
+                TopicReplication::Fixed(1),
+            )],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .unwrap();
+    for result in results {
+        result.unwrap();
+    }
+}
+
+/// Produces `events` (key, JSON value) to `topic` in order, with the tenant header if given.
+pub async fn produce(topic: &str, events: &[(String, serde_json::Value)], tenant: Option<&str>) {
+    let producer: FutureProducer = kafka()
+        .idempotent_producer_config("test-producer")
+        .create()
+        .unwrap();
+    for (key, value) in events {
+        let payload = serde_json::to_vec(value).unwrap();
+        let mut record = FutureRecord::to(topic).key(key.as_str()).payload(&payload);
+        if let Some(tenant) = tenant {
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key: "lineage-bus-tenant",
+                value: Some(tenant),
+            }));
+        }
+        producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+}
+
+/// Produces raw bytes.
+pub async fn produce_raw(topic: &str, key: &str, value: &[u8]) {
+    let producer: FutureProducer = kafka()
+        .idempotent_producer_config("test-producer")
+        .create()
+        .unwrap();
+    producer
+        .send(
+            FutureRecord::to(topic).key(key).payload(value),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+}
+
+/// A sink config for tests: fast retries and commits, consuming `topic`, dead letters to
+/// `dead_letters`, delivering to `url`.
+pub fn sink_config(topic: &str, dead_letters: &str, url: &str) -> OpenLineageSinkConfig {
+    let mut config = OpenLineageSinkConfig {
+        name: "test".into(),
+        topic: topic.into(),
+        group: Some(unique("group")),
+        url: Some(url.into()),
+        dead_letter_topic: dead_letters.into(),
+        commit_interval: Duration::from_millis(200),
+        ..OpenLineageSinkConfig::default()
+    };
+    config.retry.initial_backoff = Duration::from_millis(50);
+    config.retry.max_backoff = Duration::from_millis(500);
+    config
+}
+
+/// A running sink.
+pub struct RunningSink {
+    pub stop: CancellationToken,
+    pub ready: watch::Receiver<bool>,
+    pub task: JoinHandle<Result<RunSummary, SinkError>>,
+}
+
+impl RunningSink {
+    /// Stops the sink (drain and commit) and returns what it did.
+    pub async fn stop(self) -> RunSummary {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("the sink stops within 30 s")
+            .unwrap()
+            .unwrap()
+    }
+}
+
+/// Starts the OpenLineage sink with `config`.
+pub fn start_sink(config: OpenLineageSinkConfig, replay: Option<Replay>) -> RunningSink {
+    let stop = CancellationToken::new();
+    let (ready_tx, ready) = watch::channel(false);
+    let token = stop.clone();
+    let config = Arc::new(config);
+    let task = tokio::spawn(async move {
+        lineage_sinks::openlineage::run(&kafka(), registry(), &config, replay, ready_tx, token)
+            .await
+    });
+    RunningSink { stop, ready, task }
+}
+
+/// Polls `check` every 100 ms until it returns true, or panics after `timeout` with `what`.
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The committed offsets of `group` on `topic`, by partition.
+pub async fn committed(group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let consumer: BaseConsumer = kafka()
+        .consumer_config("test-offsets", group)
+        .create()
+        .unwrap();
+    let mut list = TopicPartitionList::new();
+    for partition in 0..partitions {
+        list.add_partition(topic, partition);
+    }
+    let committed = tokio::task::spawn_blocking(move || {
+        consumer.committed_offsets(list, Duration::from_secs(10))
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    (0..partitions)
+        .map(
+            |p| match committed.find_partition(topic, p).unwrap().offset() {
+                Offset::Offset(offset) => offset,
+                _ => -1,
+            },
+        )
+        .collect()
+}
+
+/// Every dead letter in `topic` (reads until `expected` arrived or 20 s passed).
+pub async fn dead_letters(topic: &str, expected: usize) -> Vec<DeadLetter> {
+    let codec: RecordCodec<DeadLetter> = RecordCodec::for_topic(registry(), topic).await.unwrap();
+    let consumer: rdkafka::consumer::StreamConsumer = kafka()
+        .consumer_config("test-dlq", &unique("dlq-reader"))
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut letters = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while letters.len() < expected && Instant::now() < deadline {
+        if let Ok(Ok(message)) =
+            tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await
+        {
+            letters.push(codec.decode(message.payload().unwrap()).await.unwrap());
+        }
+    }
+    // Anything more arriving shortly after would be a duplicate: wait a little for it.
+    if let Ok(Ok(message)) = tokio::time::timeout(Duration::from_secs(1), consumer.recv()).await {
+        letters.push(codec.decode(message.payload().unwrap()).await.unwrap());
+    }
+    letters
+}
