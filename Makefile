@@ -22,8 +22,9 @@ test: ## Every test, against the real testbed services (starts them if needed)
 test-rust: ## Rust unit and integration tests (the testbed must be up)
 	source <(testbed/env.sh) && $(CARGO) test --workspace --all-targets
 
-test-contract: ## Tests of the Marquez contract server (used when the real Marquez cannot run)
-	$(VENV_PY) -m pytest -q -p no:cacheprovider testbed/marquez_contract/test_contract.py
+test-contract: ## Tests of the Marquez and OpenMetadata contract servers (used when the real ones cannot run)
+	$(VENV_PY) -m pytest -q -p no:cacheprovider testbed/marquez_contract/test_contract.py \
+	  testbed/openmetadata_contract/test_contract.py
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all --check

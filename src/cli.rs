@@ -44,6 +44,12 @@ pub enum Command {
         #[command(subcommand)]
         destination: SinkDestination,
     },
+    /// Explain from the current state why something has (or lacks) lineage.
+    Explain {
+        /// What to explain.
+        #[command(subcommand)]
+        subject: ExplainSubject,
+    },
     /// Every role in one process (the local default).
     Up,
     /// Print the effective configuration (secrets masked) and exit.
@@ -72,7 +78,39 @@ pub enum ProduceSource {
 #[derive(Debug, Subcommand)]
 pub enum SinkDestination {
     /// OpenLineage HTTP backends (Marquez, DataHub, OpenMetadata) and files.
-    Openlineage,
+    Openlineage(SinkArgs),
     /// The OpenMetadata REST API.
     Openmetadata,
+}
+
+/// Options of a sink run; with `--from` it is a replay.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SinkArgs {
+    /// Consumer group, instead of the configured one. A replay needs a new or idle group.
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Replay: set the group's offsets first to `earliest`, an RFC 3339 time
+    /// (2024-05-01T00:00:00Z) or `partition:offset,...`, then deliver from there (and keep
+    /// running live afterwards).
+    #[arg(long, value_name = "earliest|TIME|P:O,...")]
+    pub from: Option<lineage_sinks::StartFrom>,
+    /// With --from: stop once every record the topic held at the start is delivered.
+    #[arg(long, requires = "from")]
+    pub until_caught_up: bool,
+}
+
+/// `explain` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ExplainSubject {
+    /// How an asset key resolves to an OpenMetadata table, and which edges wait.
+    Asset {
+        /// The asset key, its parts joined by `/` (e.g. `warehouse_db/raw/orders`).
+        key: String,
+        /// The Dagster deployment; default `[tenant] id`.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -4,6 +4,8 @@
 use lineage_bus_core::{
     AdminConfig, KafkaConfig, SchemaRegistryConfig, ShutdownConfig, TelemetryConfig, TenantConfig,
 };
+use lineage_producers::dagster::DagsterProducerConfig;
+use lineage_producers::openmetadata::OpenMetadataConfig;
 use lineage_registry::RegistryConfig;
 use serde::{Deserialize, Serialize};
 
@@ -25,8 +27,24 @@ pub struct AppConfig {
     pub shutdown: ShutdownConfig,
     /// `[registry]`: the Schema Registry role.
     pub registry: RegistryConfig,
+    /// `[producers.*]`: the producer roles.
+    pub producers: ProducersConfig,
+    /// `[process]`: the lineage processor.
+    pub process: lineage_processors::processor::ProcessConfig,
+    /// `[sinks.*]`: the sink roles.
+    pub sinks: lineage_sinks::SinksConfig,
     /// `[up]`: the all-in-one process.
     pub up: UpConfig,
+}
+
+/// `[producers]`: one section per producer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProducersConfig {
+    /// `[producers.dagster]`: `produce dagster`.
+    pub dagster: DagsterProducerConfig,
+    /// `[producers.openmetadata]`: `produce openmetadata`.
+    pub openmetadata: OpenMetadataConfig,
 }
 
 /// `[up]`

@@ -15,7 +15,9 @@ use secrecy::ExposeSecret;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Cli, Command, ProduceSource, SinkDestination, TopicsAction};
+use crate::cli::{
+    Cli, Command, ExplainSubject, ProduceSource, SinkArgs, SinkDestination, TopicsAction,
+};
 use crate::config::AppConfig;
 
 /// Exit code of a role that is not built yet.
@@ -35,7 +37,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Topics {
             action: TopicsAction::Apply,
         } => apply_topics(&config).await,
-        Command::Registry => serve(&config, Roles { registry: true }).await,
+        Command::Registry => {
+            serve(
+                &config,
+                Roles {
+                    registry: true,
+                    ..Roles::default()
+                },
+            )
+            .await
+        }
+        Command::Explain {
+            subject: ExplainSubject::Asset { key, tenant, json },
+        } => explain_asset(&config, &key, tenant, json).await,
         Command::Up => {
             apply_topics(&config).await?;
             warn_missing_roles();
@@ -43,21 +57,61 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &config,
                 Roles {
                     registry: config.up.embedded_registry,
+                    process: true,
+                    dagster: config.producers.dagster.postgres_url.is_some(),
+                    openmetadata: config.producers.openmetadata.jwt_token.is_some(),
+                    openlineage: openlineage_configured(&config).then(SinkArgs::default),
                 },
             )
             .await
         }
         Command::Produce {
             source: ProduceSource::Dagster,
-        } => Ok(not_built("produce dagster", 5)),
+        } => {
+            serve(
+                &config,
+                Roles {
+                    dagster: true,
+                    ..Roles::default()
+                },
+            )
+            .await
+        }
         Command::Produce {
             source: ProduceSource::Openmetadata,
-        } => Ok(not_built("produce openmetadata", 3)),
+        } => {
+            serve(
+                &config,
+                Roles {
+                    openmetadata: true,
+                    ..Roles::default()
+                },
+            )
+            .await
+        }
         Command::Ingest => Ok(not_built("ingest", 5)),
-        Command::Process => Ok(not_built("process", 6)),
+        Command::Process => {
+            serve(
+                &config,
+                Roles {
+                    process: true,
+                    ..Roles::default()
+                },
+            )
+            .await
+        }
         Command::Sink {
-            destination: SinkDestination::Openlineage,
-        } => Ok(not_built("sink openlineage", 4)),
+            destination: SinkDestination::Openlineage(args),
+        } => {
+            serve(
+                &config,
+                Roles {
+                    openlineage: Some(args),
+                    ..Roles::default()
+                },
+            )
+            .await
+        }
         Command::Sink {
             destination: SinkDestination::Openmetadata,
         } => Ok(not_built("sink openmetadata", 4)),
@@ -65,20 +119,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// The roles `lineage-bus` can run today, and the issue that builds each missing one.
-const MISSING_ROLES: [(&str, u32); 6] = [
-    ("produce dagster", 5),
-    ("produce openmetadata", 3),
-    ("ingest", 5),
-    ("process", 6),
-    ("sink openlineage", 4),
-    ("sink openmetadata", 4),
-];
+const MISSING_ROLES: [(&str, u32); 2] = [("ingest", 5), ("sink openmetadata", 4)];
 
 fn not_built(role: &str, issue: u32) -> ExitCode {
     tracing::error!(
         role,
         issue,
-        "this role is not built yet; available now: registry, topics apply|list, up, check-config"
+        "this role is not built yet; available now: registry, produce dagster, produce openmetadata, process, sink openlineage, topics apply|list, up, check-config"
     );
     ExitCode::from(NOT_BUILT)
 }
@@ -178,9 +225,59 @@ fn log_topic_changes(changes: Vec<(&'static str, TopicChange)>) {
     }
 }
 
+/// Prints how an asset resolves (`explain asset`).
+#[allow(clippy::print_stdout)] // the command's output
+async fn explain_asset(
+    config: &AppConfig,
+    key: &str,
+    tenant: Option<String>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let tenant = tenant.unwrap_or_else(|| config.tenant.id.clone());
+    let asset = lineage_processors::state::AssetRef::new(tenant, key.split('/'));
+    let explanation = lineage_processors::processor::explain(
+        &config.process,
+        &config.kafka,
+        &registry_client(config)?,
+        &asset,
+    )
+    .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&explanation)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("asset      {}/{}", asset.tenant, asset.key.join("/"));
+    println!(
+        "defined    {} (jobs: {})",
+        if explanation.defined { "yes" } else { "no" },
+        explanation.job_names.join(", ")
+    );
+    println!(
+        "resolution {}",
+        serde_json::to_string(&explanation.resolution)?
+    );
+    for edge in &explanation.edges {
+        let state = if edge.ready { "emitted" } else { "waiting" };
+        println!(
+            "edge       {} [{state}]",
+            serde_json::to_string(&edge.edge)?
+        );
+    }
+    for finding in &explanation.findings {
+        println!("finding    {}", serde_json::to_string(finding)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Which long-running roles to start.
+#[derive(Default)]
 struct Roles {
+    process: bool,
     registry: bool,
+    dagster: bool,
+    openmetadata: bool,
+    /// `sink openlineage` with these options.
+    openlineage: Option<SinkArgs>,
 }
 
 /// Runs the roles until a stop signal or the first failure, then shuts down in order: roles
@@ -206,6 +303,52 @@ async fn serve(config: &AppConfig, roles: Roles) -> anyhow::Result<ExitCode> {
             ),
         );
     }
+    if roles.process {
+        let readiness = health.component("process");
+        shutdown.spawn(
+            "process",
+            lineage_processors::processor::run(
+                config.process.clone(),
+                config.kafka.clone(),
+                registry_client(config)?,
+                readiness,
+                shutdown.token(),
+            ),
+        );
+    }
+    if roles.dagster {
+        let (ready_tx, ready_rx) = watch::channel(false);
+        follow_readiness(&health, "produce-dagster", ready_rx);
+        shutdown.spawn(
+            "produce-dagster",
+            lineage_producers::dagster::run(
+                config.producers.dagster.clone(),
+                config.tenant.id.clone(),
+                config.kafka.clone(),
+                registry_client(config)?,
+                ready_tx,
+                shutdown.token(),
+            ),
+        );
+    }
+    if roles.openmetadata {
+        let (ready_tx, ready_rx) = watch::channel(false);
+        follow_readiness(&health, "produce-openmetadata", ready_rx);
+        shutdown.spawn(
+            "produce-openmetadata",
+            lineage_producers::openmetadata::run(
+                config.producers.openmetadata.clone(),
+                config.kafka.clone(),
+                registry_client(config)?,
+                config.tenant.id.clone(),
+                ready_tx,
+                shutdown.token(),
+            ),
+        );
+    }
+    if let Some(args) = roles.openlineage {
+        spawn_openlineage_sink(config, args, &health, &shutdown)?;
+    }
     let result = shutdown.wait(config.shutdown.grace_period).await;
     admin_stop.cancel();
     admin_task.await.context("admin server task")??;
@@ -221,4 +364,50 @@ fn follow_readiness(health: &Health, name: &str, mut ready: watch::Receiver<bool
             readiness.set(*ready.borrow());
         }
     });
+}
+
+/// Whether `[sinks.openlineage]` has somewhere to deliver (a file, or a URL in the config or
+/// `OPENLINEAGE_URL`), so that `up` runs it.
+fn openlineage_configured(config: &AppConfig) -> bool {
+    let sink = &config.sinks.openlineage;
+    sink.destination == lineage_sinks::config::DestinationKind::File
+        || sink
+            .effective_url(|name| std::env::var(name).ok())
+            .is_some()
+}
+
+/// Starts `sink openlineage` (a replay with `--from`); its readiness is `sink-openlineage`.
+fn spawn_openlineage_sink(
+    config: &AppConfig,
+    args: SinkArgs,
+    health: &Health,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    let mut sink = config.sinks.openlineage.clone();
+    if let Some(group) = args.group {
+        sink.group = Some(group);
+    }
+    let replay = args.from.map(|from| lineage_sinks::Replay {
+        from,
+        until_caught_up: args.until_caught_up,
+        terminal: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    });
+    let kafka = config.kafka.clone();
+    let registry = registry_client(config)?;
+    let (ready_tx, ready_rx) = watch::channel(false);
+    follow_readiness(health, "sink-openlineage", ready_rx);
+    let token = shutdown.token();
+    shutdown.spawn("sink-openlineage", async move {
+        lineage_sinks::openlineage::run(&kafka, registry, &sink, replay, ready_tx, token)
+            .await
+            .map(|summary| {
+                tracing::info!(
+                    delivered = summary.delivered,
+                    dead_lettered = summary.dead_lettered,
+                    skipped = summary.skipped,
+                    "sink openlineage finished"
+                );
+            })
+    });
+    Ok(())
 }

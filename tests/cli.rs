@@ -87,11 +87,7 @@ fn unknown_keys_and_missing_files_are_clear_errors() {
 
 #[test]
 fn a_role_not_built_yet_exits_2_with_a_message_not_a_panic() {
-    for args in [
-        &["process"][..],
-        &["sink", "openlineage"],
-        &["produce", "dagster"],
-    ] {
+    for args in [&["ingest"][..], &["sink", "openmetadata"]] {
         let output = lineage_bus(args, &[]);
         assert_eq!(output.status.code(), Some(2), "{args:?}");
         let stderr = text(&output.stderr);
