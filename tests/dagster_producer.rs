@@ -10,7 +10,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -21,7 +20,7 @@ use lineage_producers::dagster::{self, DagsterProducerConfig};
 use lineage_schemas::records::{
     DagsterEvent, DagsterEventType, DeadLetter, DeadLetterKind, SourceCursor,
 };
-use lineage_schemas::{AvroRecord, RegistryClient, wire};
+use lineage_schemas::{AvroRecord, wire};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::watch;
@@ -172,15 +171,6 @@ fn producer_config(url: &str, table: &str, topics: &Topics) -> DagsterProducerCo
     }
 }
 
-fn registry() -> RegistryClient {
-    RegistryClient::new(
-        &common::service_env("SCHEMA_REGISTRY_URL"),
-        Duration::from_secs(10),
-        None,
-    )
-    .unwrap()
-}
-
 /// The producer running in this process.
 struct InProcess {
     stop: CancellationToken,
@@ -195,7 +185,7 @@ fn start(config: DagsterProducerConfig, tenant: &str) -> InProcess {
         config,
         tenant.to_owned(),
         common::kafka(),
-        registry(),
+        common::registry(),
         ready_tx,
         stop.clone(),
     ));
@@ -410,14 +400,6 @@ async fn the_sample_jobs_event_log_lands_in_kafka_exactly() {
     assert_eq!(cursor.source, "postgres:event_logs");
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `lineage-bus produce dagster` as a process.
 fn spawn_role(url: &str, table: &str, topics: &Topics, tenant: &str, batch_size: u32) -> Child {
     Command::new(env!("CARGO_BIN_EXE_lineage-bus"))
@@ -433,7 +415,7 @@ fn spawn_role(url: &str, table: &str, topics: &Topics, tenant: &str, batch_size:
         .env("LINEAGE_BUS__TENANT__ID", tenant)
         .env(
             "LINEAGE_BUS__ADMIN__LISTEN",
-            format!("127.0.0.1:{}", free_port()),
+            format!("127.0.0.1:{}", common::free_port()),
         )
         .env("LINEAGE_BUS__PRODUCERS__DAGSTER__POSTGRES_URL", url)
         .env("LINEAGE_BUS__PRODUCERS__DAGSTER__TABLE", table)
@@ -664,7 +646,7 @@ async fn not_ready_while_postgres_is_unreachable_and_stops_cleanly() {
     let tenant = format!("it-down-{}", uuid::Uuid::new_v4().simple());
     let closed = format!(
         "postgresql://lineage:lineage@127.0.0.1:{}/dagster",
-        free_port()
+        common::free_port()
     );
     let producer = start(producer_config(&closed, "event_logs", &topics), &tenant);
     tokio::time::sleep(Duration::from_secs(4)).await;

@@ -8,7 +8,6 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,14 +23,6 @@ use serde_json::{Value, json};
 
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
 const TABLES_PER_SERVICE: usize = 3_334;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The OpenMetadata under test.
 struct OpenMetadata {
@@ -115,7 +106,7 @@ struct Producer {
 
 impl Producer {
     fn start(topic: &str, services: &[String], token: Option<&str>) -> Self {
-        let admin = free_port();
+        let admin = common::free_port();
         let services = format!(
             "[{}]",
             services

@@ -15,7 +15,7 @@ use lineage_schemas::catalog::{
     DAGSTER_ASSETS, DAGSTER_EVENTS, LINEAGE_OPENMETADATA, OPENMETADATA_TABLES,
 };
 use lineage_schemas::records::*;
-use lineage_schemas::{AvroRecord, RecordCodec, RegistryClient};
+use lineage_schemas::{AvroRecord, RecordCodec};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -47,18 +47,9 @@ impl Topics {
     }
 }
 
-fn registry() -> RegistryClient {
-    RegistryClient::new(
-        &common::service_env("SCHEMA_REGISTRY_URL"),
-        Duration::from_secs(10),
-        None,
-    )
-    .unwrap()
-}
-
 /// Encodes with the catalog topic's subject (the processor reads any registered id).
 async fn codec<T: AvroRecord>(catalog_topic: &str) -> RecordCodec<T> {
-    RecordCodec::for_topic(registry(), catalog_topic)
+    RecordCodec::for_topic(common::registry(), catalog_topic)
         .await
         .unwrap()
 }

@@ -4,17 +4,8 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Polls `url` until it answers 200 or `timeout` passes; returns the last status seen.
 fn wait_for_ok(url: &str, child: &mut Child, timeout: Duration) -> Option<u16> {
@@ -35,7 +26,7 @@ fn wait_for_ok(url: &str, child: &mut Child, timeout: Duration) -> Option<u16> {
 
 #[test]
 fn registry_role_is_ready_serves_metrics_and_stops_cleanly_on_sigterm() {
-    let (api, admin) = (free_port(), free_port());
+    let (api, admin) = (common::free_port(), common::free_port());
     let topic = common::unique_topic("schemas");
     let mut child = Command::new(env!("CARGO_BIN_EXE_lineage-bus"))
         .arg("registry")

@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
@@ -37,6 +37,16 @@ pub struct CompactedError {
     topic: String,
     action: &'static str,
     source: KafkaError,
+}
+
+impl CompactedError {
+    /// True when the topic does not exist (a setup error, not a transient one).
+    pub fn is_missing_topic(&self) -> bool {
+        matches!(
+            self.source,
+            KafkaError::MetadataFetch(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition)
+        )
+    }
 }
 
 /// Reads one compacted topic without a consumer group (every partition, from the
@@ -106,6 +116,27 @@ impl CompactedReader {
         &self,
         shutdown: &CancellationToken,
     ) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, CompactedError> {
+        let mut table = BTreeMap::new();
+        self.fold_to_end(shutdown, |key, value| match value {
+            Some(value) => {
+                table.insert(key.to_vec(), value.to_vec());
+            }
+            None => {
+                table.remove(key);
+            }
+        })
+        .await?;
+        Ok(table)
+    }
+
+    /// Hands every record up to the end of every partition to `apply` (key, value; `None` for
+    /// a tombstone), in log order per partition, without keeping them: for callers that fold
+    /// a large topic into something small. False when shutdown stopped it early.
+    pub async fn fold_to_end(
+        &self,
+        shutdown: &CancellationToken,
+        mut apply: impl FnMut(&[u8], Option<&[u8]>),
+    ) -> Result<bool, CompactedError> {
         let assignment = self
             .consumer
             .assignment()
@@ -115,23 +146,24 @@ impl CompactedReader {
             .iter()
             .map(|e| e.partition())
             .collect();
-        let mut table = BTreeMap::new();
         let mut stream = self.consumer.stream();
         while !open.is_empty() {
             let next = tokio::select! {
-                () = shutdown.cancelled() => break,
+                () = shutdown.cancelled() => return Ok(false),
                 next = stream.next() => next,
             };
             match next {
-                None => break,
+                None => return Ok(false),
                 Some(Err(KafkaError::PartitionEOF(partition))) => {
                     open.remove(&partition);
                 }
                 Some(Err(e)) => return Err(self.error("consuming")(e)),
-                Some(Ok(message)) => apply(&mut table, &message),
+                Some(Ok(message)) => {
+                    apply(message.key().unwrap_or_default(), message.payload());
+                }
             }
         }
-        Ok(table)
+        Ok(true)
     }
 
     /// The next update after [`read_to_end`](Self::read_to_end); `None` on shutdown.
@@ -167,18 +199,6 @@ impl CompactedReader {
             topic,
             action,
             source,
-        }
-    }
-}
-
-fn apply(table: &mut BTreeMap<Vec<u8>, Vec<u8>>, message: &BorrowedMessage<'_>) {
-    let key = message.key().unwrap_or_default().to_vec();
-    match message.payload() {
-        Some(value) => {
-            table.insert(key, value.to_vec());
-        }
-        None => {
-            table.remove(&key);
         }
     }
 }

@@ -27,6 +27,25 @@ pub fn kafka() -> KafkaConfig {
     }
 }
 
+/// A client of the testbed's Schema Registry.
+pub fn registry() -> lineage_schemas::RegistryClient {
+    lineage_schemas::RegistryClient::new(
+        &service_env("SCHEMA_REGISTRY_URL"),
+        Duration::from_secs(10),
+        None,
+    )
+    .unwrap()
+}
+
+/// A loopback port free right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A topic name no other test run uses.
 pub fn unique_topic(prefix: &str) -> String {
     format!("it.{prefix}.{}", uuid::Uuid::new_v4().simple())

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
 use lineage_bus_core::KafkaConfig;
+use lineage_bus_core::compacted::CompactedError;
 use lineage_schemas::records::TableSnapshot;
 use lineage_schemas::{CodecError, RecordCodec, RegistryClient};
 use rdkafka::error::KafkaError;
@@ -66,19 +67,9 @@ pub enum OpenMetadataError {
         /// The codec error.
         source: CodecError,
     },
-    /// Reading the topic failed.
-    #[error("reading topic {topic}: {action}: {source}")]
-    Topic {
-        /// Topic.
-        topic: String,
-        /// What was done.
-        action: &'static str,
-        /// The Kafka error.
-        source: KafkaError,
-    },
-    /// The topic does not exist.
-    #[error("topic {0} does not exist (run `lineage-bus topics apply`, or create it compacted)")]
-    MissingTopic(String),
+    /// Reading the topic failed (a missing topic says to run `lineage-bus topics apply`).
+    #[error("{0} (run `lineage-bus topics apply` if the topic is missing)")]
+    Topic(#[from] CompactedError),
     /// Writing the topic failed.
     #[error("writing topic {topic}: {action}: {source}")]
     Publish {
@@ -108,8 +99,8 @@ impl OpenMetadataError {
                         | rdkafka::types::RDKafkaErrorCode::ProducerFenced
                 )
             ),
-            OpenMetadataError::MissingTopic(_) | OpenMetadataError::Task(_) => true,
-            OpenMetadataError::Topic { .. } => false,
+            OpenMetadataError::Task(_) => true,
+            OpenMetadataError::Topic(e) => e.is_missing_topic(),
         }
     }
 }
@@ -136,14 +127,8 @@ pub async fn run(
     )
     .await?;
     let started = Instant::now();
-    let Some(known) = state::read_topic(
-        &kafka.client_config(ROLE),
-        &config.topic,
-        &codec,
-        KAFKA_TIMEOUT,
-        &shutdown,
-    )
-    .await?
+    let Some(known) =
+        state::read_topic(&kafka, &config.topic, &codec, KAFKA_TIMEOUT, &shutdown).await?
     else {
         return Ok(());
     };

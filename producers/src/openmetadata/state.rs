@@ -1,17 +1,15 @@
 //! What the compacted topic holds: every key's latest value folded into FQN → content hash,
 //! read from the beginning to the end (read_committed, no consumer group) at start-up.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hasher};
 use std::time::Duration;
 
-use futures::StreamExt;
+use lineage_bus_core::KafkaConfig;
+use lineage_bus_core::compacted::CompactedReader;
 use lineage_schemas::RecordCodec;
 use lineage_schemas::records::TableSnapshot;
 use lineage_schemas::wire;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use super::OpenMetadataError;
@@ -27,104 +25,53 @@ pub(crate) fn content_hash(bytes: &[u8]) -> u64 {
 /// removed). Values written with another schema id are decoded and re-encoded with ours, so
 /// that equal content hashes equal across schema versions. `None` on shutdown.
 pub(crate) async fn read_topic(
-    kafka: &ClientConfig,
+    kafka: &KafkaConfig,
     topic: &str,
     codec: &RecordCodec<TableSnapshot>,
     timeout: Duration,
     shutdown: &CancellationToken,
 ) -> Result<Option<HashMap<String, u64>>, OpenMetadataError> {
-    let error = |action: &'static str| {
-        let topic = topic.to_owned();
-        move |source: KafkaError| OpenMetadataError::Topic {
-            topic,
-            action,
-            source,
-        }
-    };
-    let consumer: StreamConsumer = kafka
-        .clone()
-        .set(
-            "group.id",
-            format!("lineage-bus-openmetadata-reader-{}", uuid::Uuid::new_v4()),
-        )
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .map_err(error("creating the consumer"))?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(error("fetching metadata"))?;
-    let partitions = metadata
-        .topics()
-        .first()
-        .map(|t| t.partitions().len())
-        .unwrap_or_default();
-    if partitions == 0 {
-        return Err(OpenMetadataError::MissingTopic(topic.to_owned()));
-    }
-    let mut assignment = TopicPartitionList::new();
-    for partition in 0..partitions as i32 {
-        assignment
-            .add_partition_offset(topic, partition, Offset::Beginning)
-            .map_err(error("assigning partitions"))?;
-    }
-    consumer
-        .assign(&assignment)
-        .map_err(error("assigning partitions"))?;
-    let mut open: HashSet<i32> = (0..partitions as i32).collect();
+    let reader = CompactedReader::new(kafka, "producer-openmetadata", topic, timeout)?;
     let mut known = HashMap::new();
-    let mut stream = consumer.stream();
-    while !open.is_empty() {
-        let next = tokio::select! {
-            () = shutdown.cancelled() => return Ok(None),
-            next = stream.next() => next,
-        };
-        let message = match next {
-            None => break,
-            Some(Err(KafkaError::PartitionEOF(partition))) => {
-                open.remove(&partition);
-                continue;
+    // Values of other schema ids (during a schema migration): decoded after the read.
+    let mut foreign: HashMap<String, Vec<u8>> = HashMap::new();
+    let complete = reader
+        .fold_to_end(shutdown, |key, value| {
+            let Ok(key) = std::str::from_utf8(key) else {
+                tracing::warn!(topic, "record without a UTF-8 key; ignored");
+                return;
+            };
+            known.remove(key);
+            foreign.remove(key);
+            match value {
+                None => {}
+                Some(bytes) if wire::split(bytes).is_ok_and(|(id, _)| id == codec.schema_id()) => {
+                    known.insert(key.to_owned(), content_hash(bytes));
+                }
+                Some(bytes) => {
+                    foreign.insert(key.to_owned(), bytes.to_vec());
+                }
             }
-            Some(Err(e)) => return Err(error("consuming")(e)),
-            Some(Ok(message)) => message,
-        };
-        let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) else {
-            tracing::warn!(
-                topic,
-                offset = message.offset(),
-                "record without a UTF-8 key; ignored"
-            );
-            continue;
-        };
-        match message.payload() {
-            None => {
-                known.remove(key);
-            }
-            Some(bytes) => {
-                let hash = match wire::split(bytes) {
-                    Ok((id, _)) if id == codec.schema_id() => content_hash(bytes),
-                    _ => {
-                        let snapshot = codec.decode(bytes).await.map_err(|source| {
-                            OpenMetadataError::Codec {
-                                what: format!("decoding {topic} offset {}", message.offset()),
-                                source,
-                            }
-                        })?;
-                        let own =
-                            codec
-                                .encode(&snapshot)
-                                .map_err(|source| OpenMetadataError::Codec {
-                                    what: format!("re-encoding {}", snapshot.fqn),
-                                    source,
-                                })?;
-                        content_hash(&own)
-                    }
-                };
-                known.insert(key.to_owned(), hash);
-            }
-        }
+        })
+        .await?;
+    if !complete {
+        return Ok(None);
+    }
+    for (key, bytes) in foreign {
+        let snapshot = codec
+            .decode(&bytes)
+            .await
+            .map_err(|source| OpenMetadataError::Codec {
+                what: format!("decoding {topic} record {key}"),
+                source,
+            })?;
+        let own = codec
+            .encode(&snapshot)
+            .map_err(|source| OpenMetadataError::Codec {
+                what: format!("re-encoding {}", snapshot.fqn),
+                source,
+            })?;
+        known.insert(key, content_hash(&own));
     }
     Ok(Some(known))
 }

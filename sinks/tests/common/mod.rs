@@ -7,13 +7,10 @@ pub mod events;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lineage_bus_core::KafkaConfig;
+use lineage_schemas::RecordCodec;
 use lineage_schemas::records::DeadLetter;
-use lineage_schemas::{RecordCodec, RegistryClient};
 use lineage_sinks::delivery::engine::Replay;
 use lineage_sinks::{OpenLineageSinkConfig, RunSummary, SinkError};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -22,59 +19,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// The value of `name`, or a panic telling how to start the testbed.
-pub fn service_env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: this test needs the real testbed services. Start them with \
-             `testbed/up.sh all` and export their addresses with `eval \"$(testbed/env.sh)\"` \
-             (or run `make test`, which does both)"
-        )
-    })
-}
+#[path = "../../../tests/common/mod.rs"]
+mod base;
 
-/// Kafka settings pointing at the testbed broker.
-pub fn kafka() -> KafkaConfig {
-    KafkaConfig {
-        bootstrap_servers: service_env("KAFKA_BOOTSTRAP"),
-        ..KafkaConfig::default()
-    }
-}
-
-/// A client of the testbed's Schema Registry.
-pub fn registry() -> RegistryClient {
-    RegistryClient::new(
-        &service_env("SCHEMA_REGISTRY_URL"),
-        Duration::from_secs(10),
-        None,
-    )
-    .unwrap()
-}
-
-/// A topic name no other test run uses.
-pub fn unique(prefix: &str) -> String {
-    format!("it.{prefix}.{}", uuid::Uuid::new_v4().simple())
-}
-
-/// Creates `topic` with `partitions` partitions.
-pub async fn create_topic(topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> =
-        kafka().client_config("test-admin").create().unwrap();
-    let results = admin
-        .create_topics(
-            [&NewTopic::new(
-                topic,
-                partitions,
-                TopicReplication::Fixed(1),
-            )],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-        )
-        .await
-        .unwrap();
-    for result in results {
-        result.unwrap();
-    }
-}
+#[allow(unused_imports)] // each test binary uses a subset
+pub use base::{create_topic, kafka, registry, service_env, unique_topic as unique};
 
 /// Produces `events` (key, JSON value) to `topic` in order, with the tenant header if given.
 pub async fn produce(topic: &str, events: &[(String, serde_json::Value)], tenant: Option<&str>) {
