@@ -15,12 +15,13 @@ demo: ## The main job on the local testbed: services up, topics applied, Dagster
 	$(CARGO) build --quiet --bin lineage-bus
 	source <(testbed/env.sh) && scripts/demo.sh
 
-test: ## Every test, against the real testbed services (starts them if needed)
+test: ## Every test, against the real testbed services (starts them, runs the sample jobs once)
 	testbed/up.sh all
+	testbed/dagster/run_jobs.sh --if-empty
 	$(MAKE) --no-print-directory test-rust test-contract
 
 test-rust: ## Rust unit and integration tests (the testbed must be up)
-	source <(testbed/env.sh) && $(CARGO) test --workspace --all-targets
+	source <(testbed/env.sh) && $(CARGO) test --workspace --all-targets --no-fail-fast
 
 test-contract: ## Tests of the Marquez and OpenMetadata contract servers (used when the real ones cannot run)
 	$(VENV_PY) -m pytest -q -p no:cacheprovider testbed/marquez_contract/test_contract.py \
