@@ -10,14 +10,15 @@ import asyncio
 import gzip
 import logging
 import signal
-import sys
 from urllib.parse import unquote
 
 import orjson
 from aiohttp import web
 
 from .store import Store, fmt_namespace, parse_time
-from .validate import EventValidator, SpecMissing
+from contract_common import run_server
+
+from .validate import EventValidator
 
 log = logging.getLogger("marquez_contract")
 
@@ -297,17 +298,4 @@ def main(argv=None) -> int:
     p.add_argument("--spec-dir", default=None, help="OpenLineage spec dir (default: $OPENLINEAGE_SPEC_DIR or <repo>/../shared/openlineage-spec)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        import uvloop  # optional: faster event loop
-        runner = uvloop.run
-    except ImportError:
-        runner = asyncio.run
-    try:
-        runner(serve(args))
-    except SpecMissing as e:
-        print(f"marquez_contract: {e}", file=sys.stderr)
-        return 2
-    except RuntimeError as e:
-        print(f"marquez_contract: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_server(serve, args, "marquez_contract")

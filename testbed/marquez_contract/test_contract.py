@@ -7,75 +7,29 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTBED = os.path.dirname(HERE)
+sys.path.insert(0, TESTBED)
+from contract_common.testing import ServerProcess, http_json  # noqa: E402
+
 CORE = "https://openlineage.io/spec/2-0-2/OpenLineage.json"
 PRODUCER = "https://github.com/example/lineage-bus/tests"
 SCHEMA_FACET = "https://openlineage.io/spec/facets/1-2-0/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet"
 PG = "postgres://db.example:5432"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, journal: str):
-        self.journal = journal
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = None
-
-    def start(self):
-        env = dict(os.environ, PYTHONPATH=TESTBED)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "marquez_contract", "--port", str(self.port), "--journal", self.journal],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("contract server exited: " + self.proc.stdout.read().decode())
-            try:
-                if self.get("/api/v1/namespaces")[0] == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("contract server not ready")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+class Server(ServerProcess):
+    module = "marquez_contract"
+    ready_path = "/api/v1/namespaces"
 
     def request(self, method, path, body: bytes | None = None, headers=None):
-        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers or {})
-        try:
-            with urllib.request.urlopen(req, timeout=10) as r:
-                data = r.read()
-                return r.status, (json.loads(data) if data else None)
-        except urllib.error.HTTPError as e:
-            data = e.read()
-            return e.code, (json.loads(data) if data else None)
+        return http_json(self.url + path, method, body, headers or {}, 10)
 
     def get(self, path):
         return self.request("GET", path)

@@ -19,9 +19,10 @@ from __future__ import annotations
 import glob
 import json
 import os
-from dataclasses import dataclass
 
 import jsonschema_rs
+
+from contract_common import Problem, SpecMissing, fmt_path, shared_spec_dir
 
 CORE_ID = "https://openlineage.io/spec/2-0-2/OpenLineage.json"
 KINDS = ("RunEvent", "DatasetEvent", "JobEvent")
@@ -29,39 +30,8 @@ KINDS = ("RunEvent", "DatasetEvent", "JobEvent")
 POSITIONS = ("RunFacet", "JobFacet", "DatasetFacet", "InputDatasetFacet", "OutputDatasetFacet")
 
 
-class SpecMissing(RuntimeError):
-    pass
-
-
-@dataclass
-class Problem:
-    path: str
-    reason: str
-
-    def as_json(self) -> dict:
-        return {"path": self.path, "reason": self.reason}
-
-
-def default_spec_dir() -> str:
-    env = os.environ.get("OPENLINEAGE_SPEC_DIR")
-    if env:
-        return env
-    repo = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-    return os.path.join(repo, "..", "shared", "openlineage-spec")
-
-
-def _fmt_path(parts) -> str:
-    out = ""
-    for p in parts:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        else:
-            out += ("." if out else "") + str(p)
-    return out or "$"
-
-
 def _join(prefix: str, parts) -> str:
-    rest = _fmt_path(parts)
+    rest = fmt_path(parts)
     if rest == "$":
         return prefix
     return prefix + rest if rest.startswith("[") else f"{prefix}.{rest}"
@@ -69,7 +39,7 @@ def _join(prefix: str, parts) -> str:
 
 class EventValidator:
     def __init__(self, spec_dir: str | None = None):
-        spec_dir = os.path.abspath(spec_dir or default_spec_dir())
+        spec_dir = os.path.abspath(spec_dir or shared_spec_dir("OPENLINEAGE_SPEC_DIR", "openlineage-spec"))
         core_path = os.path.join(spec_dir, "OpenLineage.json")
         if not os.path.isfile(core_path):
             raise SpecMissing(
@@ -184,7 +154,7 @@ class EventValidator:
                     if len(problems) >= max_problems:
                         return kind, problems
         for err in self._core[kind].iter_errors(event):
-            path = _fmt_path(err.instance_path)
+            path = fmt_path(err.instance_path)
             # facet containers are `anyOf` in the core schema; their vague error duplicates the
             # precise facet errors above
             if path in facet_paths and problems:

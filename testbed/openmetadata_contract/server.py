@@ -14,7 +14,6 @@ import fnmatch
 import logging
 import re
 import signal
-import sys
 import time
 from urllib.parse import unquote
 
@@ -22,8 +21,10 @@ import orjson
 from aiohttp import web
 
 from . import fqn as FQN
-from .store import PIPELINE_FIELDS, TABLE_FIELDS, ApiError, Store, not_found, ref
-from .validate import SpecMissing, Validator
+from .store import PIPELINE_FIELDS, TABLE_FIELDS, ApiError, Store, not_found
+from contract_common import run_server
+
+from .validate import Validator
 
 log = logging.getLogger("openmetadata_contract")
 
@@ -689,14 +690,4 @@ def main(argv=None) -> int:
     p.add_argument("--readonly-token", default=None, help="a second token allowed to read only (403 on writes)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        import uvloop
-        runner = uvloop.run
-    except ImportError:
-        runner = asyncio.run
-    try:
-        runner(serve(args))
-    except (SpecMissing, RuntimeError) as e:
-        print(f"openmetadata_contract: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_server(serve, args, "openmetadata_contract")

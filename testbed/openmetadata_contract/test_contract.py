@@ -6,14 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
 
 import jsonschema_rs
 import pytest
@@ -21,62 +15,27 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTBED = os.path.dirname(HERE)
 sys.path.insert(0, TESTBED)
-from openmetadata_contract.validate import default_spec_dir  # noqa: E402
+from contract_common import shared_spec_dir  # noqa: E402
+from contract_common.testing import ServerProcess, http_json  # noqa: E402
 
 TOKEN = "test-admin-token"
 READONLY = "test-readonly-token"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Server(ServerProcess):
+    module = "openmetadata_contract"
+    ready_path = "/api/v1/system/version"
+    extra_args = ("--jwt-token", TOKEN, "--readonly-token", READONLY)
 
-
-class Server:
-    def __init__(self, journal: str):
-        self.journal = journal
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = None
-
-    def start(self):
-        env = dict(os.environ, PYTHONPATH=TESTBED)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "openmetadata_contract", "--port", str(self.port), "--journal", self.journal,
-             "--jwt-token", TOKEN, "--readonly-token", READONLY],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("contract server exited: " + self.proc.stdout.read().decode())
-            try:
-                if self.call("GET", "/api/v1/system/version")[0] == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("contract server not ready")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(10)
+    def ready_headers(self) -> dict:
+        return {"Authorization": f"Bearer {TOKEN}"}
 
     def call(self, method, path, body=None, token=TOKEN, ctype="application/json"):
         data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
         headers = {"Content-Type": ctype} if data is not None else {}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                raw = r.read()
-                return r.status, (json.loads(raw) if raw else None)
-        except urllib.error.HTTPError as e:
-            raw = e.read()
-            return e.code, (json.loads(raw) if raw else None)
+        return http_json(self.url + path, method, data, headers, 30)
 
     def get(self, path, **kw):
         return self.call("GET", path, **kw)
@@ -105,7 +64,7 @@ def server(tmp_path_factory):
 
 
 def table_validator():
-    with open(os.path.join(default_spec_dir(), "Table.schema.json")) as fh:
+    with open(os.path.join(shared_spec_dir("OPENMETADATA_SPEC_DIR", "openmetadata-spec"), "Table.schema.json")) as fh:
         return jsonschema_rs.Draft202012Validator(json.load(fh))
 
 

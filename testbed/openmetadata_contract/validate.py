@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 
 import jsonschema_rs
+
+from contract_common import Problem, SpecMissing, fmt_path, shared_spec_dir
 
 SCHEMAS = (
     "CreatePipelineServiceRequest",
@@ -25,37 +26,9 @@ SCHEMAS = (
 )
 
 
-class SpecMissing(RuntimeError):
-    pass
-
-
-@dataclass
-class Problem:
-    path: str
-    reason: str
-
-    def as_json(self) -> dict:
-        return {"path": self.path, "reason": self.reason}
-
-
-def default_spec_dir() -> str:
-    env = os.environ.get("OPENMETADATA_SPEC_DIR")
-    if env:
-        return env
-    repo = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-    return os.path.join(repo, "..", "shared", "openmetadata-spec")
-
-
-def _fmt_path(parts) -> str:
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else ("." if out else "") + str(p)
-    return out or "$"
-
-
 class Validator:
     def __init__(self, spec_dir: str | None = None):
-        self.spec_dir = os.path.abspath(spec_dir or default_spec_dir())
+        self.spec_dir = os.path.abspath(spec_dir or shared_spec_dir("OPENMETADATA_SPEC_DIR", "openmetadata-spec"))
         self.docs: dict[str, dict] = {}
         self._validators: dict[str, object] = {}
         for name in SCHEMAS:
@@ -80,7 +53,7 @@ class Validator:
             return [Problem("$", f"the body must be a JSON object ({schema})")]
         problems = []
         for err in self._validators[schema].iter_errors(body):
-            problems.append(Problem(_fmt_path(err.instance_path), f"{err.message} ({schema}.schema.json)"))
+            problems.append(Problem(fmt_path(err.instance_path), f"{err.message} ({schema}.schema.json)"))
             if len(problems) >= max_problems:
                 return problems
         name = body.get("name")
