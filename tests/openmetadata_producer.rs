@@ -7,18 +7,14 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use lineage_schemas::records::TableSnapshot;
 use lineage_schemas::{RecordCodec, RegistryClient};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
-use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::{Value, json};
 
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
@@ -231,47 +227,11 @@ async fn create_compacted_topic(topic: &str) {
 
 /// The topic read committed from the beginning: last value per key (None = tombstone), and
 /// the number of records read.
+/// The latest value per key of `topic` (tombstones as `None`) and how many records it holds.
 async fn read_topic(topic: &str) -> (HashMap<String, Option<Vec<u8>>>, usize) {
-    let consumer: StreamConsumer = common::kafka()
-        .client_config("test-reader")
-        .set(
-            "group.id",
-            format!("{topic}-test-reader-{}", uuid::Uuid::new_v4()),
-        )
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .create()
-        .unwrap();
-    let mut assignment = TopicPartitionList::new();
-    for p in 0..3 {
-        assignment
-            .add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&assignment).unwrap();
-    let mut open: HashSet<i32> = (0..3).collect();
-    let mut last = HashMap::new();
-    let mut records = 0;
-    let mut stream = consumer.stream();
-    while !open.is_empty() {
-        match tokio::time::timeout(Duration::from_secs(30), stream.next())
-            .await
-            .unwrap()
-            .unwrap()
-        {
-            Err(KafkaError::PartitionEOF(p)) => {
-                open.remove(&p);
-            }
-            Err(e) => panic!("{e}"),
-            Ok(m) => {
-                records += 1;
-                let key = String::from_utf8(m.key().unwrap().to_vec()).unwrap();
-                last.insert(key, m.payload().map(<[u8]>::to_vec));
-            }
-        }
-    }
-    (last, records)
+    let records = common::read_to_end(topic).await;
+    let count = records.len();
+    (records.into_iter().collect(), count)
 }
 
 async fn codec(topic: &str) -> RecordCodec<TableSnapshot> {

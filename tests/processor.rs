@@ -17,7 +17,6 @@ use lineage_schemas::catalog::{
 use lineage_schemas::records::*;
 use lineage_schemas::{AvroRecord, RecordCodec};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 struct Topics {
@@ -234,29 +233,19 @@ fn start_processor(topics: &Topics, group: &str, txn: &str, max_batch: usize) ->
         .unwrap()
 }
 
-/// Every committed record of `topic` within `wait` of the last one: (key, value).
-async fn read_committed(topic: &str, wait: Duration) -> Vec<(String, Vec<u8>)> {
-    let consumer: StreamConsumer = common::kafka()
-        .consumer_config("test-read", &common::unique_topic("g"))
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    let mut stream = consumer.stream();
-    let mut out = Vec::new();
-    while let Ok(Some(message)) = tokio::time::timeout(wait, stream.next()).await {
-        let message = message.unwrap();
-        out.push((
-            String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
-            message.payload().unwrap_or_default().to_vec(),
-        ));
-    }
-    out
+/// Every committed record of `topic` up to its current end: (key, value).
+async fn read_committed(topic: &str) -> Vec<(String, Vec<u8>)> {
+    common::read_to_end(topic)
+        .await
+        .into_iter()
+        .map(|(key, value)| (key, value.unwrap_or_default()))
+        .collect()
 }
 
-async fn operations(topic: &str, wait: Duration) -> Vec<OpenMetadataOperation> {
+async fn operations(topic: &str) -> Vec<OpenMetadataOperation> {
     let codec = codec::<OpenMetadataOperation>(LINEAGE_OPENMETADATA).await;
     let mut ops = Vec::new();
-    for (_, value) in read_committed(topic, wait).await {
+    for (_, value) in read_committed(topic).await {
         ops.push(codec.decode(&value).await.unwrap());
     }
     ops
@@ -270,7 +259,7 @@ async fn wait_for_ops(
 ) -> Vec<OpenMetadataOperation> {
     let deadline = Instant::now() + timeout;
     loop {
-        let ops = operations(topic, Duration::from_secs(2)).await;
+        let ops = operations(topic).await;
         if check(&ops) {
             return ops;
         }
@@ -368,7 +357,7 @@ async fn events_become_lineage_and_a_late_table_still_gets_its_edge() {
         "{status:?}"
     );
 
-    let ol = read_committed(&topics.openlineage, Duration::from_secs(2)).await;
+    let ol = read_committed(&topics.openlineage).await;
     let kinds: Vec<String> = ol
         .iter()
         .map(|(_, v)| {
@@ -466,7 +455,7 @@ async fn a_killed_processor_restarts_without_loss_or_duplicates() {
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let at_kill = finished(&operations(&topics.openmetadata, Duration::from_secs(1)).await);
+    let at_kill = finished(&operations(&topics.openmetadata).await);
     assert!(
         at_kill < RUNS,
         "the kill came after the end ({at_kill} runs done): nothing tested"
@@ -494,7 +483,7 @@ async fn a_killed_processor_restarts_without_loss_or_duplicates() {
         "a run's final status twice: {finals:?}"
     );
 
-    let ol = read_committed(&topics.openlineage, Duration::from_secs(2)).await;
+    let ol = read_committed(&topics.openlineage).await;
     let mut seen = HashSet::new();
     for (_, value) in &ol {
         assert!(

@@ -46,6 +46,33 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Every committed record of `topic`, read from the beginning to its current end (key, value;
+/// `None` for a tombstone), in log order per partition.
+pub async fn read_to_end(topic: &str) -> Vec<(String, Option<Vec<u8>>)> {
+    let reader = lineage_bus_core::compacted::CompactedReader::new(
+        &kafka(),
+        "test-reader",
+        topic,
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let mut records = Vec::new();
+    let complete = tokio::time::timeout(
+        Duration::from_secs(60),
+        reader.fold_to_end(&tokio_util::sync::CancellationToken::new(), |key, value| {
+            records.push((
+                String::from_utf8_lossy(key).into_owned(),
+                value.map(<[u8]>::to_vec),
+            ));
+        }),
+    )
+    .await
+    .expect("reading to the end took over 60 s")
+    .unwrap();
+    assert!(complete, "{topic} was not read to its end");
+    records
+}
+
 /// A topic name no other test run uses.
 pub fn unique_topic(prefix: &str) -> String {
     format!("it.{prefix}.{}", uuid::Uuid::new_v4().simple())
