@@ -5,12 +5,12 @@ SHELL := /bin/bash
 CARGO ?= cargo
 VENV_PY := testbed/.venv/bin/python
 
-.PHONY: help demo test test-rust test-contract lint fmt build up down env topics schema-release
+.PHONY: help demo test test-rust test-contract lint fmt build up down env topics schema-release load-ingest
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
-demo: ## The main job on the local testbed: services up, topics applied, Dagster jobs run, summary
+demo: ## The main job on the local testbed: services up, every role running, sample Dagster jobs, summary
 	testbed/up.sh all
 	$(CARGO) build --quiet --bin lineage-bus
 	source <(testbed/env.sh) && scripts/demo.sh
@@ -18,6 +18,9 @@ demo: ## The main job on the local testbed: services up, topics applied, Dagster
 test: ## Every test, against the real testbed services (starts them, runs the sample jobs once)
 	testbed/up.sh all
 	testbed/dagster/run_jobs.sh --if-empty
+	testbed/dagster/run_jobs_sqlite.sh --if-empty
+	testbed/dagster/run_jobs_sqlite.sh --if-empty --layout consolidated
+	testbed/peer/setup.sh >/dev/null  # dagster-openlineage, the golden test's peer
 	$(MAKE) --no-print-directory test-rust test-contract
 
 test-rust: ## Rust unit and integration tests (the testbed must be up)
@@ -26,6 +29,9 @@ test-rust: ## Rust unit and integration tests (the testbed must be up)
 test-contract: ## Tests of the Marquez and OpenMetadata contract servers (used when the real ones cannot run)
 	$(VENV_PY) -m pytest -q -p no:cacheprovider testbed/marquez_contract/test_contract.py \
 	  testbed/openmetadata_contract/test_contract.py
+
+load-ingest: ## Requests/s of Dagster's external-asset endpoint and of `ingest` (testbed up; 2000 rows into Dagster)
+	source <(testbed/env.sh) && $(CARGO) run --release -p load-tests --bin ingest_load
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all --check

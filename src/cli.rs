@@ -34,7 +34,8 @@ pub enum Command {
         #[command(subcommand)]
         source: ProduceSource,
     },
-    /// Dagster's external-asset REST API and an OpenLineage HTTP endpoint, into Kafka.
+    /// Dagster's external-asset REST API (`/report_asset_materialization/` ...) into
+    /// `dagster.events`.
     Ingest,
     /// The lineage processor: resolve asset keys and build OpenLineage and OpenMetadata output.
     Process,
@@ -80,7 +81,7 @@ pub enum SinkDestination {
     /// OpenLineage HTTP backends (Marquez, DataHub, OpenMetadata) and files.
     Openlineage(SinkArgs),
     /// The OpenMetadata REST API.
-    Openmetadata,
+    Openmetadata(SinkArgs),
 }
 
 /// Options of a sink run; with `--from` it is a replay.

@@ -29,6 +29,8 @@ pub struct AppConfig {
     pub registry: RegistryConfig,
     /// `[producers.*]`: the producer roles.
     pub producers: ProducersConfig,
+    /// `[ingest]`: Dagster's external-asset REST API.
+    pub ingest: lineage_producers::ingest::IngestConfig,
     /// `[process]`: the lineage processor.
     pub process: lineage_processors::processor::ProcessConfig,
     /// `[sinks.*]`: the sink roles.

@@ -1,6 +1,7 @@
 //! Runs the subcommands: loads the configuration, starts logging, then runs the role(s) with
 //! the admin server beside them and an ordered shutdown.
 
+use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -20,8 +21,6 @@ use crate::cli::{
 };
 use crate::config::AppConfig;
 
-/// Exit code of a role that is not built yet.
-const NOT_BUILT: u8 = 2;
 /// How long topic administration may take.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -52,15 +51,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => explain_asset(&config, &key, tenant, json).await,
         Command::Up => {
             apply_topics(&config).await?;
-            warn_missing_roles();
             serve(
                 &config,
                 Roles {
                     registry: config.up.embedded_registry,
                     process: true,
-                    dagster: config.producers.dagster.postgres_url.is_some(),
+                    ingest: true,
+                    dagster: config.producers.dagster.is_configured(),
                     openmetadata: config.producers.openmetadata.jwt_token.is_some(),
                     openlineage: openlineage_configured(&config).then(SinkArgs::default),
+                    openmetadata_sink: config
+                        .sinks
+                        .openmetadata
+                        .jwt_token
+                        .is_some()
+                        .then(SinkArgs::default),
                 },
             )
             .await
@@ -89,7 +94,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
         }
-        Command::Ingest => Ok(not_built("ingest", 5)),
+        Command::Ingest => {
+            serve(
+                &config,
+                Roles {
+                    ingest: true,
+                    ..Roles::default()
+                },
+            )
+            .await
+        }
         Command::Process => {
             serve(
                 &config,
@@ -113,26 +127,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
         }
         Command::Sink {
-            destination: SinkDestination::Openmetadata,
-        } => Ok(not_built("sink openmetadata", 4)),
-    }
-}
-
-/// The roles `lineage-bus` can run today, and the issue that builds each missing one.
-const MISSING_ROLES: [(&str, u32); 2] = [("ingest", 5), ("sink openmetadata", 4)];
-
-fn not_built(role: &str, issue: u32) -> ExitCode {
-    tracing::error!(
-        role,
-        issue,
-        "this role is not built yet; available now: registry, produce dagster, produce openmetadata, process, sink openlineage, topics apply|list, up, check-config"
-    );
-    ExitCode::from(NOT_BUILT)
-}
-
-fn warn_missing_roles() {
-    for (role, issue) in MISSING_ROLES {
-        tracing::warn!(role, issue, "role not built yet; `up` runs without it");
+            destination: SinkDestination::Openmetadata(args),
+        } => {
+            serve(
+                &config,
+                Roles {
+                    openmetadata_sink: Some(args),
+                    ..Roles::default()
+                },
+            )
+            .await
+        }
     }
 }
 
@@ -276,8 +281,12 @@ struct Roles {
     registry: bool,
     dagster: bool,
     openmetadata: bool,
+    /// `ingest`: Dagster's external-asset REST API.
+    ingest: bool,
     /// `sink openlineage` with these options.
     openlineage: Option<SinkArgs>,
+    /// `sink openmetadata` with these options.
+    openmetadata_sink: Option<SinkArgs>,
 }
 
 /// Runs the roles until a stop signal or the first failure, then shuts down in order: roles
@@ -291,14 +300,12 @@ async fn serve(config: &AppConfig, roles: Roles) -> anyhow::Result<ExitCode> {
     let shutdown = Shutdown::default();
     shutdown.cancel_on_signal();
     if roles.registry {
-        let (ready_tx, ready_rx) = watch::channel(false);
-        follow_readiness(&health, "registry", ready_rx);
         shutdown.spawn(
             "registry",
             lineage_registry::serve(
                 config.registry.clone(),
                 config.kafka.client_config("registry"),
-                ready_tx,
+                readiness_of(&health, "registry"),
                 shutdown.token(),
             ),
         );
@@ -317,8 +324,6 @@ async fn serve(config: &AppConfig, roles: Roles) -> anyhow::Result<ExitCode> {
         );
     }
     if roles.dagster {
-        let (ready_tx, ready_rx) = watch::channel(false);
-        follow_readiness(&health, "produce-dagster", ready_rx);
         shutdown.spawn(
             "produce-dagster",
             lineage_producers::dagster::run(
@@ -326,14 +331,12 @@ async fn serve(config: &AppConfig, roles: Roles) -> anyhow::Result<ExitCode> {
                 config.tenant.id.clone(),
                 config.kafka.clone(),
                 registry_client(config)?,
-                ready_tx,
+                readiness_of(&health, "produce-dagster"),
                 shutdown.token(),
             ),
         );
     }
     if roles.openmetadata {
-        let (ready_tx, ready_rx) = watch::channel(false);
-        follow_readiness(&health, "produce-openmetadata", ready_rx);
         shutdown.spawn(
             "produce-openmetadata",
             lineage_producers::openmetadata::run(
@@ -341,13 +344,51 @@ async fn serve(config: &AppConfig, roles: Roles) -> anyhow::Result<ExitCode> {
                 config.kafka.clone(),
                 registry_client(config)?,
                 config.tenant.id.clone(),
-                ready_tx,
+                readiness_of(&health, "produce-openmetadata"),
+                shutdown.token(),
+            ),
+        );
+    }
+    if roles.ingest {
+        shutdown.spawn(
+            "ingest",
+            lineage_producers::ingest::run(
+                config.ingest.clone(),
+                config.tenant.id.clone(),
+                config.kafka.clone(),
+                registry_client(config)?,
+                readiness_of(&health, "ingest"),
                 shutdown.token(),
             ),
         );
     }
     if let Some(args) = roles.openlineage {
-        spawn_openlineage_sink(config, args, &health, &shutdown)?;
+        let mut sink = config.sinks.openlineage.clone();
+        sink.group = args.group.clone().or(sink.group);
+        spawn_sink(
+            "sink-openlineage",
+            config,
+            &args,
+            &health,
+            &shutdown,
+            |kafka, registry, replay, ready, stop| async move {
+                lineage_sinks::openlineage::run(&kafka, registry, &sink, replay, ready, stop).await
+            },
+        )?;
+    }
+    if let Some(args) = roles.openmetadata_sink {
+        let mut sink = config.sinks.openmetadata.clone();
+        sink.group = args.group.clone().or(sink.group);
+        spawn_sink(
+            "sink-openmetadata",
+            config,
+            &args,
+            &health,
+            &shutdown,
+            |kafka, registry, replay, ready, stop| async move {
+                lineage_sinks::openmetadata::run(&kafka, registry, &sink, replay, ready, stop).await
+            },
+        )?;
     }
     let result = shutdown.wait(config.shutdown.grace_period).await;
     admin_stop.cancel();
@@ -356,14 +397,16 @@ async fn serve(config: &AppConfig, roles: Roles) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Mirrors a role's readiness channel into the health endpoint.
-fn follow_readiness(health: &Health, name: &str, mut ready: watch::Receiver<bool>) {
+/// A role's readiness channel, mirrored into the health endpoint as `name`.
+fn readiness_of(health: &Health, name: &str) -> watch::Sender<bool> {
+    let (sender, mut ready) = watch::channel(false);
     let readiness = health.component(name);
     tokio::spawn(async move {
         while ready.changed().await.is_ok() {
             readiness.set(*ready.borrow());
         }
     });
+    sender
 }
 
 /// Whether `[sinks.openlineage]` has somewhere to deliver (a file, or a URL in the config or
@@ -376,38 +419,56 @@ fn openlineage_configured(config: &AppConfig) -> bool {
             .is_some()
 }
 
-/// Starts `sink openlineage` (a replay with `--from`); its readiness is `sink-openlineage`.
-fn spawn_openlineage_sink(
-    config: &AppConfig,
-    args: SinkArgs,
-    health: &Health,
-    shutdown: &Shutdown,
-) -> anyhow::Result<()> {
-    let mut sink = config.sinks.openlineage.clone();
-    if let Some(group) = args.group {
-        sink.group = Some(group);
-    }
-    let replay = args.from.map(|from| lineage_sinks::Replay {
+/// The replay `args` ask for (`--from`), if any.
+fn replay(args: &SinkArgs) -> Option<lineage_sinks::Replay> {
+    args.from.clone().map(|from| lineage_sinks::Replay {
         from,
         until_caught_up: args.until_caught_up,
         terminal: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-    });
-    let kafka = config.kafka.clone();
-    let registry = registry_client(config)?;
-    let (ready_tx, ready_rx) = watch::channel(false);
-    follow_readiness(health, "sink-openlineage", ready_rx);
-    let token = shutdown.token();
-    shutdown.spawn("sink-openlineage", async move {
-        lineage_sinks::openlineage::run(&kafka, registry, &sink, replay, ready_tx, token)
-            .await
-            .map(|summary| {
-                tracing::info!(
-                    delivered = summary.delivered,
-                    dead_lettered = summary.dead_lettered,
-                    skipped = summary.skipped,
-                    "sink openlineage finished"
-                );
-            })
+    })
+}
+
+/// Starts a sink role (`sink-openlineage`, `sink-openmetadata`) under `shutdown`: `run` gets
+/// the Kafka settings, a registry client, the replay `args` ask for, the readiness sender and
+/// the stop token; its readiness is in the health endpoint as `name`, its summary in the log
+/// when it stops.
+fn spawn_sink<F, Fut>(
+    name: &'static str,
+    config: &AppConfig,
+    args: &SinkArgs,
+    health: &Health,
+    shutdown: &Shutdown,
+    run: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(
+        lineage_bus_core::KafkaConfig,
+        RegistryClient,
+        Option<lineage_sinks::Replay>,
+        watch::Sender<bool>,
+        CancellationToken,
+    ) -> Fut,
+    Fut: Future<Output = Result<lineage_sinks::RunSummary, lineage_sinks::SinkError>>
+        + Send
+        + 'static,
+{
+    let task = run(
+        config.kafka.clone(),
+        registry_client(config)?,
+        replay(args),
+        readiness_of(health, name),
+        shutdown.token(),
+    );
+    shutdown.spawn(name, async move {
+        task.await.map(|summary| {
+            tracing::info!(
+                sink = name,
+                delivered = summary.delivered,
+                dead_lettered = summary.dead_lettered,
+                skipped = summary.skipped,
+                "sink finished"
+            );
+        })
     });
     Ok(())
 }

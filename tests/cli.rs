@@ -36,6 +36,10 @@ fn check_config_layers_file_and_environment_and_masks_secrets() {
         &[
             ("LINEAGE_BUS__TENANT__ID", "from-env"),
             ("LINEAGE_BUS__KAFKA__SASL_PASSWORD", "env-secret"),
+            (
+                "LINEAGE_BUS__SINKS__OPENMETADATA__JWT_TOKEN",
+                "om-jwt-secret",
+            ),
         ],
     );
     let stdout = text(&output.stdout);
@@ -49,13 +53,18 @@ fn check_config_layers_file_and_environment_and_masks_secrets() {
         "environment overrides the file: {stdout}"
     );
     assert!(stdout.contains("sasl_username = \"svc\""));
-    for secret in ["file-secret", "env-secret", "registry-secret"] {
+    for secret in [
+        "file-secret",
+        "env-secret",
+        "registry-secret",
+        "om-jwt-secret",
+    ] {
         assert!(
             !stdout.contains(secret),
             "secret {secret} printed: {stdout}"
         );
     }
-    assert_eq!(stdout.matches("\"********\"").count(), 2, "{stdout}");
+    assert_eq!(stdout.matches("\"********\"").count(), 3, "{stdout}");
     // Defaults are printed too, so the output documents the whole configuration.
     assert!(stdout.contains("grace_period = \"30s\""), "{stdout}");
 }
@@ -86,14 +95,18 @@ fn unknown_keys_and_missing_files_are_clear_errors() {
 }
 
 #[test]
-fn a_role_not_built_yet_exits_2_with_a_message_not_a_panic() {
-    for args in [&["ingest"][..], &["sink", "openmetadata"]] {
-        let output = lineage_bus(args, &[]);
-        assert_eq!(output.status.code(), Some(2), "{args:?}");
-        let stderr = text(&output.stderr);
-        assert!(stderr.contains("not built yet"), "{stderr}");
-        assert!(!stderr.contains("panicked"), "{stderr}");
-    }
+fn ingest_without_a_registry_fails_with_a_message_not_a_panic() {
+    let output = lineage_bus(
+        &["ingest"],
+        &[
+            ("LINEAGE_BUS__SCHEMA_REGISTRY__URL", "http://127.0.0.1:1"),
+            ("LINEAGE_BUS__ADMIN__LISTEN", "127.0.0.1:0"),
+        ],
+    );
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("schema registry"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]
@@ -118,4 +131,29 @@ fn the_documented_config_file_is_the_defaults() {
     let defaults = lineage_bus(&["check-config"], &[]);
     assert!(documented.status.success(), "{}", text(&documented.stderr));
     assert_eq!(text(&documented.stdout), text(&defaults.stdout));
+}
+
+#[test]
+fn an_openmetadata_tenant_route_is_printed_with_its_jwt_masked() {
+    let dir = std::env::temp_dir().join(format!("lb-cli-om-tenant-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("lineage-bus.toml");
+    std::fs::write(
+        &file,
+        "[sinks.openmetadata]\nrate_limit_per_tenant = 20\n\n\
+         [sinks.openmetadata.tenants.acme]\nurl = \"http://om-acme:8585\"\n\
+         jwt_token = \"acme-jwt-secret\"\nrate_limit = 5\n",
+    )
+    .unwrap();
+    let output = lineage_bus(&["--config", file.to_str().unwrap(), "check-config"], &[]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(!stdout.contains("acme-jwt-secret"), "{stdout}");
+    assert!(
+        stdout.contains("[sinks.openmetadata.tenants.acme]"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("url = \"http://om-acme:8585\""), "{stdout}");
+    assert!(stdout.contains("rate_limit_per_tenant = 20"), "{stdout}");
+    assert_eq!(stdout.matches("\"********\"").count(), 1, "{stdout}");
 }

@@ -9,23 +9,26 @@
 
 mod common;
 
+use common::{DagsterTopics as Topics, dagster_topics as topics};
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use lineage_producers::dagster::{self, DagsterProducerConfig};
-use lineage_schemas::records::{
-    DagsterEvent, DagsterEventType, DeadLetter, DeadLetterKind, SourceCursor,
+use lineage_processors::processor::{
+    Codecs, LineageProcessor, LineageState, ProcessConfig, output_settings,
 };
-use lineage_schemas::{AvroRecord, wire};
+use lineage_producers::dagster::DagsterProducerConfig;
+use lineage_schemas::records::{
+    DagsterEvent, DagsterEventType, DeadLetter, DeadLetterKind, Origin, SourceCursor,
+};
+use lineage_schemas::{AvroRecord, RecordCodec};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use tokio::sync::watch;
 use tokio_postgres::{Client, NoTls};
-use tokio_util::sync::CancellationToken;
 
 const SCRATCH_DB: &str = "lineage_bus_scratch";
 
@@ -141,24 +144,6 @@ async fn fill_with_copies(url: &str, table: &str, count: usize) -> i64 {
 }
 
 /// Unique topics for one test.
-struct Topics {
-    events: String,
-    cursors: String,
-    dead_letters: String,
-}
-
-async fn topics(prefix: &str, event_partitions: i32) -> Topics {
-    let topics = Topics {
-        events: common::unique_topic(&format!("{prefix}.events")),
-        cursors: common::unique_topic(&format!("{prefix}.cursors")),
-        dead_letters: common::unique_topic(&format!("{prefix}.deadletter")),
-    };
-    common::create_topic(&topics.events, event_partitions).await;
-    common::create_topic(&topics.cursors, 1).await;
-    common::create_topic(&topics.dead_letters, 1).await;
-    topics
-}
-
 fn producer_config(url: &str, table: &str, topics: &Topics) -> DagsterProducerConfig {
     DagsterProducerConfig {
         postgres_url: Some(url.to_owned().into()),
@@ -168,38 +153,6 @@ fn producer_config(url: &str, table: &str, topics: &Topics) -> DagsterProducerCo
         cursor_topic: topics.cursors.clone(),
         dead_letter_topic: topics.dead_letters.clone(),
         ..DagsterProducerConfig::default()
-    }
-}
-
-/// The producer running in this process.
-struct InProcess {
-    stop: CancellationToken,
-    ready: watch::Receiver<bool>,
-    task: tokio::task::JoinHandle<Result<(), dagster::DagsterProducerError>>,
-}
-
-fn start(config: DagsterProducerConfig, tenant: &str) -> InProcess {
-    let stop = CancellationToken::new();
-    let (ready_tx, ready) = watch::channel(false);
-    let task = tokio::spawn(dagster::run(
-        config,
-        tenant.to_owned(),
-        common::kafka(),
-        common::registry(),
-        ready_tx,
-        stop.clone(),
-    ));
-    InProcess { stop, ready, task }
-}
-
-impl InProcess {
-    async fn stop(self) {
-        self.stop.cancel();
-        tokio::time::timeout(Duration::from_secs(30), self.task)
-            .await
-            .expect("the producer stops within 30 s")
-            .unwrap()
-            .expect("the producer stops without error");
     }
 }
 
@@ -215,10 +168,6 @@ impl Received {
     fn storage_id(&self) -> i64 {
         self.event.source.storage_id.unwrap()
     }
-}
-
-fn decode<T: AvroRecord>(bytes: &[u8]) -> T {
-    wire::decode_own(wire::split(bytes).unwrap().1).unwrap()
 }
 
 /// Reads `topic` with read_committed from the beginning until `done` holds for what was
@@ -264,7 +213,7 @@ async fn read_until<T: AvroRecord>(
             received.push((
                 message.partition(),
                 key,
-                decode::<T>(message.payload().unwrap()),
+                common::decode::<T>(message.payload().unwrap()),
             ));
         }
         if settle_until.is_none() && done(&received) {
@@ -315,7 +264,7 @@ async fn the_sample_jobs_event_log_lands_in_kafka_exactly() {
     let horizon = rows.last().unwrap().0;
     let topics = topics("dagster", 3).await;
     let tenant = format!("it-{}", uuid::Uuid::new_v4().simple());
-    let producer = start(
+    let producer = common::start_dagster_producer(
         producer_config(
             &common::service_env("DAGSTER_PG_URL"),
             "event_logs",
@@ -357,7 +306,12 @@ async fn the_sample_jobs_event_log_lands_in_kafka_exactly() {
         assert_eq!(record.key, event.kafka_key());
         if run_id.is_empty() {
             runless += 1;
-            assert!(!record.key.is_empty(), "runless events are keyed by asset");
+            let asset_key = event.asset_key.as_ref().map(|key| key.join("/"));
+            assert_eq!(
+                Some(&record.key),
+                asset_key.as_ref(),
+                "runless events are keyed by asset (Dagster accepts an empty key part, so the key may be empty): {event:?}"
+            );
         }
         types.insert(format!("{:?}", event.event_type));
     }
@@ -400,47 +354,144 @@ async fn the_sample_jobs_event_log_lands_in_kafka_exactly() {
     assert_eq!(cursor.source, "postgres:event_logs");
 }
 
+/// The run's tags are not in Dagster's event log but in its run storage: the producer puts
+/// them on every run-lifecycle event (the sample jobs tag runs with `team` and
+/// `dagster/partition`), and the processor's `{tag:KEY}` namespace template sees them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_events_carry_the_run_s_tags_and_feed_tag_namespaces() {
+    let run_tags = common::dagster_finished_run_tags().await;
+    let rows = dagster_rows().await;
+    let horizon = rows.last().unwrap().0;
+    let team_runs = run_tags.values().filter(|t| t.contains_key("team")).count();
+    assert!(
+        team_runs > 0,
+        "run testbed/dagster/run_jobs.sh first (it tags runs with `team`)"
+    );
+    let topics = topics("dagster-tags", 3).await;
+    let tenant = format!("it-{}", uuid::Uuid::new_v4().simple());
+    let producer = common::start_dagster_producer(
+        producer_config(
+            &common::service_env("DAGSTER_PG_URL"),
+            "event_logs",
+            &topics,
+        ),
+        &tenant,
+    );
+    let received = read_events(&topics.events, Duration::from_secs(60), |got| {
+        got.iter()
+            .filter(|(_, _, e)| e.source.storage_id.unwrap() <= horizon)
+            .count()
+            >= rows.len()
+    })
+    .await;
+    producer.stop().await;
+
+    let mut events: Vec<DagsterEvent> = received
+        .into_iter()
+        .map(|r| r.event)
+        .filter(|e| e.source.storage_id.unwrap() <= horizon)
+        .collect();
+    events.sort_by_key(|e| e.source.storage_id);
+    let (mut checked, mut with_team) = (HashMap::<DagsterEventType, usize>::new(), 0);
+    for event in &events {
+        let Some(tags) = event.run_id.as_ref().and_then(|run| run_tags.get(run)) else {
+            continue; // runless, or a run still going on (another test's)
+        };
+        if event.event_type.is_run_event() {
+            assert_eq!(
+                &event.tags, tags,
+                "{:?} of run {:?}",
+                event.event_type, event.run_id
+            );
+            *checked.entry(event.event_type).or_default() += 1;
+            with_team += usize::from(event.tags.contains_key("team"));
+        } else if !matches!(
+            event.event_type,
+            DagsterEventType::AssetMaterialization
+                | DagsterEventType::AssetObservation
+                | DagsterEventType::AssetFailedToMaterialize
+        ) {
+            assert!(event.tags.is_empty(), "{event:?} carries no run tags");
+        }
+    }
+    println!("run events checked: {checked:?}, {with_team} with a team tag");
+    for run_event in [
+        DagsterEventType::RunEnqueued,
+        DagsterEventType::RunStarting,
+        DagsterEventType::RunStart,
+        DagsterEventType::RunSuccess,
+        DagsterEventType::RunFailure,
+        DagsterEventType::RunCanceled,
+    ] {
+        assert!(checked.contains_key(&run_event), "no {run_event:?} checked");
+    }
+    assert!(
+        with_team >= team_runs * 3,
+        "every tagged run's enqueued/starting/start events"
+    );
+
+    // End to end: the processor names the run's job namespace after its `team` tag.
+    let config = ProcessConfig {
+        namespace_template: "{namespace}/{tag:team}".into(),
+        ..ProcessConfig::default()
+    };
+    let registry = common::registry();
+    let codecs = Codecs {
+        events: RecordCodec::for_topic(registry.clone(), &config.topics.events)
+            .await
+            .unwrap(),
+        operations: RecordCodec::for_topic(registry.clone(), &config.topics.openmetadata)
+            .await
+            .unwrap(),
+        dead_letters: RecordCodec::for_topic(registry, lineage_schemas::catalog::DEAD_LETTER)
+            .await
+            .unwrap(),
+    };
+    let (_updates, receiver) = tokio::sync::mpsc::channel(1);
+    let mut processor = LineageProcessor::new(
+        LineageState::new(config.resolver.clone()),
+        output_settings(&config).unwrap(),
+        config.topics.clone(),
+        Arc::new(codecs),
+        receiver,
+    );
+    let team_of_job: HashMap<String, String> = events
+        .iter()
+        .filter_map(|e| {
+            let team = e.tags.get("team")?;
+            Some((e.job_name.clone()?, team.clone()))
+        })
+        .collect();
+    let mut namespaced = 0;
+    for (offset, event) in events.iter().enumerate() {
+        let origin = Origin {
+            topic: topics.events.clone(),
+            partition: 0,
+            offset: offset as i64,
+        };
+        for output in processor.handle(event, &origin).unwrap() {
+            if output.topic != config.topics.openlineage {
+                continue;
+            }
+            let ol: serde_json::Value = serde_json::from_slice(&output.payload.unwrap()).unwrap();
+            let job = &ol["job"];
+            if let Some(team) = job["name"].as_str().and_then(|name| team_of_job.get(name)) {
+                assert_eq!(job["namespace"], format!("dagster/{team}"), "{ol}");
+                namespaced += 1;
+            }
+        }
+    }
+    println!("{namespaced} OpenLineage events of tagged runs namespaced by their team");
+    assert!(
+        namespaced >= team_runs * 2,
+        "START and COMPLETE of every tagged run: {namespaced}"
+    );
+}
+
 /// `lineage-bus produce dagster` as a process.
 fn spawn_role(url: &str, table: &str, topics: &Topics, tenant: &str, batch_size: u32) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_lineage-bus"))
-        .args(["produce", "dagster"])
-        .env(
-            "LINEAGE_BUS__KAFKA__BOOTSTRAP_SERVERS",
-            common::service_env("KAFKA_BOOTSTRAP"),
-        )
-        .env(
-            "LINEAGE_BUS__SCHEMA_REGISTRY__URL",
-            common::service_env("SCHEMA_REGISTRY_URL"),
-        )
-        .env("LINEAGE_BUS__TENANT__ID", tenant)
-        .env(
-            "LINEAGE_BUS__ADMIN__LISTEN",
-            format!("127.0.0.1:{}", common::free_port()),
-        )
-        .env("LINEAGE_BUS__PRODUCERS__DAGSTER__POSTGRES_URL", url)
-        .env("LINEAGE_BUS__PRODUCERS__DAGSTER__TABLE", table)
-        .env(
-            "LINEAGE_BUS__PRODUCERS__DAGSTER__BATCH_SIZE",
-            batch_size.to_string(),
-        )
-        .env("LINEAGE_BUS__PRODUCERS__DAGSTER__POLL_INTERVAL", "50ms")
-        .env(
-            "LINEAGE_BUS__PRODUCERS__DAGSTER__EVENTS_TOPIC",
-            &topics.events,
-        )
-        .env(
-            "LINEAGE_BUS__PRODUCERS__DAGSTER__CURSOR_TOPIC",
-            &topics.cursors,
-        )
-        .env(
-            "LINEAGE_BUS__PRODUCERS__DAGSTER__DEAD_LETTER_TOPIC",
-            &topics.dead_letters,
-        )
-        .env("LINEAGE_BUS__TELEMETRY__LOG_LEVEL", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
+    let source = [("POSTGRES_URL", url.as_ref()), ("TABLE", table.as_ref())];
+    common::spawn_dagster_role(&source, topics, tenant, batch_size)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -487,7 +538,7 @@ async fn late_commits_are_neither_missed_nor_duplicated() {
     let template = dagster_rows().await.into_iter().next().unwrap().2;
     let topics = topics("dagster-late", 1).await;
     let tenant = format!("it-late-{}", uuid::Uuid::new_v4().simple());
-    let producer = start(
+    let producer = common::start_dagster_producer(
         DagsterProducerConfig {
             batch_size: 25,
             poll_interval: Duration::from_millis(5),
@@ -603,7 +654,7 @@ async fn unparseable_rows_go_to_the_dead_letter_topic_and_do_not_block() {
     }
     let topics = topics("dagster-dlq", 1).await;
     let tenant = format!("it-dlq-{}", uuid::Uuid::new_v4().simple());
-    let producer = start(producer_config(&url, &table, &topics), &tenant);
+    let producer = common::start_dagster_producer(producer_config(&url, &table, &topics), &tenant);
     let received = read_events(&topics.events, Duration::from_secs(60), |got| {
         got.len() >= 2
     })
@@ -648,7 +699,8 @@ async fn not_ready_while_postgres_is_unreachable_and_stops_cleanly() {
         "postgresql://lineage:lineage@127.0.0.1:{}/dagster",
         common::free_port()
     );
-    let producer = start(producer_config(&closed, "event_logs", &topics), &tenant);
+    let producer =
+        common::start_dagster_producer(producer_config(&closed, "event_logs", &topics), &tenant);
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(
         !producer.task.is_finished(),
@@ -673,7 +725,7 @@ async fn drain_throughput() {
         "lineage_producers=debug",
     );
     let started = Instant::now();
-    let producer = start(producer_config(&url, &table, &topics), &tenant);
+    let producer = common::start_dagster_producer(producer_config(&url, &table, &topics), &tenant);
     // Time from the first committed cursor to the last, read from the cursor topic.
     let first_commit = Arc::new(std::sync::Mutex::new(None::<(Instant, i64)>));
     let seen_first = first_commit.clone();

@@ -10,17 +10,21 @@
 
 #[path = "../sinks/tests/common/mod.rs"]
 mod kit;
+#[path = "common/process.rs"]
+mod process;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use kit::events::{Dataset, pipeline_run};
 use kit::{
-    committed, create_topic, eventually, produce, service_env, sink_config, start_sink, unique,
+    committed, create_topic, eventually, free_port, metric, produce, produce_raw, scrape,
+    service_env, sink_config, start_sink, unique, wait_for_zero_lag,
 };
+use process::Process;
 use serde_json::Value;
 
 const REPLAY_PORT: u16 = 15100;
@@ -286,16 +290,6 @@ async fn events_reach_marquez_as_jobs_runs_and_lineage() {
     );
 }
 
-/// A child process killed when dropped (a failing test leaves nothing running).
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The binary, as a separate process: `sink openlineage` with settings from the environment.
 fn sink_process(
     topic: &str,
@@ -305,18 +299,27 @@ fn sink_process(
     commit: &str,
     extra: &[&str],
 ) -> Process {
-    let child = Command::new(env!("CARGO_BIN_EXE_lineage-bus"))
+    Process(
+        sink_command(topic, dlq, url, group, commit, extra)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// The command of [`sink_process`], to add to.
+fn sink_command(
+    topic: &str,
+    dlq: &str,
+    url: &str,
+    group: &str,
+    commit: &str,
+    extra: &[&str],
+) -> Command {
+    let mut command = process::lineage_bus(service_env);
+    command
         .args(["sink", "openlineage", "--group", group])
         .args(extra)
         .env_remove("LINEAGE_BUS_CONFIG")
-        .env(
-            "LINEAGE_BUS__KAFKA__BOOTSTRAP_SERVERS",
-            service_env("KAFKA_BOOTSTRAP"),
-        )
-        .env(
-            "LINEAGE_BUS__SCHEMA_REGISTRY__URL",
-            service_env("SCHEMA_REGISTRY_URL"),
-        )
         .env("LINEAGE_BUS__ADMIN__LISTEN", "127.0.0.1:0")
         .env("LINEAGE_BUS__SINKS__OPENLINEAGE__TOPIC", topic)
         .env("LINEAGE_BUS__SINKS__OPENLINEAGE__DEAD_LETTER_TOPIC", dlq)
@@ -328,10 +331,8 @@ fn sink_process(
         .env("LINEAGE_BUS__SINKS__OPENLINEAGE__RETRY__MAX_BACKOFF", "1s")
         // OpenLineage's own convention, honoured when the config leaves `url` unset.
         .env("OPENLINEAGE_URL", url)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    Process(child)
+        .stdout(Stdio::null());
+    command
 }
 
 #[tokio::test]
@@ -527,4 +528,84 @@ async fn a_replay_into_an_empty_marquez_yields_the_same_graph() {
             "graph around {node}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_binary_serves_delivery_dead_letter_latency_in_flight_and_lag_metrics() {
+    let marquez = service_env("MARQUEZ_URL");
+    let (topic, dlq) = topics(3).await;
+    let namespace = unique("ns").replace('.', "-");
+    let events = history(&namespace);
+    produce(&topic, &events, None).await;
+    // Not an OpenLineage run event: Marquez rejects it (422), the sink dead-letters it.
+    produce_raw(&topic, "run:bad/job", br#"{"eventType":"START"}"#).await;
+    let admin = format!("127.0.0.1:{}", free_port());
+    let name = unique("metrics").replace('.', "_");
+    let group = unique("group");
+    let _sink = Process(
+        sink_command(&topic, &dlq, &marquez, &group, "200ms", &[])
+            .env("LINEAGE_BUS__ADMIN__LISTEN", &admin)
+            .env("LINEAGE_BUS__SINKS__OPENLINEAGE__NAME", &name)
+            .spawn()
+            .unwrap(),
+    );
+    let total = events.len() as i64 + 1;
+    eventually(Duration::from_secs(60), "every event committed", || async {
+        committed(&group, &topic, 3)
+            .await
+            .iter()
+            .filter(|&&o| o > 0)
+            .sum::<i64>()
+            == total
+    })
+    .await;
+    let labels = [("sink", "openlineage"), ("destination", name.as_str())];
+    // The partitions that got records report a lag, 0 once delivered.
+    let used: Vec<i32> = (0..3)
+        .zip(committed(&group, &topic, 3).await)
+        .filter_map(|(p, offset)| (offset > 0).then_some(p))
+        .collect();
+    assert!(!used.is_empty());
+    wait_for_zero_lag(&admin, &labels, &used).await;
+    let text = scrape(&admin).await;
+    let value = |name: &str, extra: &[(&str, &str)]| {
+        let mut series = labels.to_vec();
+        series.extend_from_slice(extra);
+        metric(&text, name, &series).unwrap_or_else(|| panic!("{name} {series:?} missing:\n{text}"))
+    };
+    assert_eq!(
+        value(
+            "lineage_bus_sink_records_total",
+            &[("outcome", "delivered")]
+        ),
+        events.len() as f64
+    );
+    assert_eq!(
+        value(
+            "lineage_bus_sink_records_total",
+            &[("outcome", "dead_lettered")]
+        ),
+        1.0
+    );
+    assert!(
+        value(
+            "lineage_bus_sink_request_duration_seconds_count",
+            &[("result", "success")]
+        ) >= events.len() as f64
+    );
+    assert_eq!(
+        value(
+            "lineage_bus_sink_request_duration_seconds_count",
+            &[("result", "permanent")]
+        ),
+        1.0
+    );
+    assert!(
+        value(
+            "lineage_bus_sink_request_duration_seconds_bucket",
+            &[("le", "0.5")]
+        ) > 0.0
+    );
+    assert_eq!(value("lineage_bus_sink_requests_in_flight", &[]), 0.0);
+    assert_eq!(value("lineage_bus_sink_paused_partitions", &[]), 0.0);
 }

@@ -9,8 +9,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use futures::StreamExt;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
@@ -49,10 +51,24 @@ impl CompactedError {
     }
 }
 
+/// Client context of readers that detect the end of a topic with partition-EOF events:
+/// keeps those expected events out of the error log and logs other client errors as warnings.
+pub struct QuietEof;
+
+impl ClientContext for QuietEof {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::PartitionEOF) {
+            tracing::warn!(%error, reason, "kafka client error");
+        }
+    }
+}
+
+impl ConsumerContext for QuietEof {}
+
 /// Reads one compacted topic without a consumer group (every partition, from the
 /// beginning, read_committed).
 pub struct CompactedReader {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<QuietEof>,
     topic: String,
 }
 
@@ -81,7 +97,9 @@ impl CompactedReader {
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
             .set("enable.partition.eof", "true");
-        let consumer: StreamConsumer = config.create().map_err(error("creating the consumer"))?;
+        let consumer: StreamConsumer<QuietEof> = config
+            .create_with_context(QuietEof)
+            .map_err(error("creating the consumer"))?;
         let metadata = consumer
             .fetch_metadata(Some(topic), timeout)
             .map_err(error("fetching metadata"))?;

@@ -11,9 +11,13 @@
 //! Any failure aborts the open transaction and ends [`run`] with an error: the processor's
 //! in-memory state may already include the aborted batch, so the caller must rebuild it (the
 //! role restarts) and resume from the committed offsets. Processors that keep state across
-//! batches write it to a compacted changelog topic as outputs of the same transaction.
+//! batches write it to a compacted changelog topic as outputs of the same transaction, or keep
+//! it partition-local and rebuild it when partitions are assigned
+//! ([`BatchProcessor::rebalanced`], called before the first batch after the assignment
+//! changed). Offsets are committed with the consumer's group metadata, so an instance that
+//! lost its partitions in a rebalance cannot commit (KIP-447 fencing).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::Duration;
 
@@ -68,6 +72,20 @@ pub trait BatchProcessor: Send {
         &mut self,
         batch: &[OwnedMessage],
     ) -> impl Future<Output = Result<Vec<Output>, Self::Error>> + Send;
+
+    /// Called outside any transaction, before the first batch after the consumer's partition
+    /// assignment changed (the first assignment included): `revoked` are the partitions lost,
+    /// `assigned` the partitions gained, as (topic, partition). A processor with
+    /// partition-local state drops the state of the revoked partitions and rebuilds that of the
+    /// assigned ones (their records before the group's committed offsets). Default: nothing.
+    fn rebalanced(
+        &mut self,
+        revoked: &[(String, i32)],
+        assigned: &[(String, i32)],
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        let _ = (revoked, assigned);
+        async { Ok(()) }
+    }
 }
 
 /// Why the engine stopped.
@@ -133,7 +151,29 @@ pub async fn run<P: BatchProcessor>(
             config.transactional_id
         )))?;
 
+    let mut assignment: BTreeSet<(String, i32)> = BTreeSet::new();
     while let Some(batch) = next_batch(&consumer, config, wake, &shutdown).await? {
+        let current: BTreeSet<(String, i32)> = consumer
+            .assignment()
+            .map_err(kafka("reading the assignment"))?
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        if current != assignment {
+            let revoked: Vec<_> = assignment.difference(&current).cloned().collect();
+            let assigned: Vec<_> = current.difference(&assignment).cloned().collect();
+            tracing::info!(?revoked, ?assigned, "partition assignment changed");
+            processor
+                .rebalanced(&revoked, &assigned)
+                .await
+                .map_err(|e| ExactlyOnceError::Processor {
+                    records: 0,
+                    first: "a rebalance".into(),
+                    reason: e.to_string(),
+                })?;
+            assignment = current;
+        }
         if let Err(e) = transact(&consumer, &producer, config, processor, &batch).await {
             // Best effort: the broker aborts it anyway when the producer goes away.
             let _ = blocking(&producer, move |p| p.abort_transaction(timeout)).await;

@@ -3,6 +3,7 @@
 //! health endpoints, and ordered graceful shutdown.
 
 pub mod admin;
+pub mod clock;
 pub mod compacted;
 pub mod config;
 pub mod exactly_once;

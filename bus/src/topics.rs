@@ -14,6 +14,7 @@ use rdkafka::admin::{
 };
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
+use rdkafka::metadata::Metadata;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::KafkaConfig;
@@ -52,6 +53,20 @@ pub struct TopicsError {
 fn failed(action: impl Into<String>) -> impl FnOnce(KafkaError) -> TopicsError {
     let action = action.into();
     move |source| TopicsError { action, source }
+}
+
+/// The first of `topics` that `metadata` does not show as usable: absent, in error or
+/// without partitions. A role checks its topics with it before it starts writing.
+pub fn first_missing<'a>(
+    metadata: &Metadata,
+    topics: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    topics.into_iter().find(|topic| {
+        !metadata
+            .topics()
+            .iter()
+            .any(|t| t.name() == *topic && t.error().is_none() && !t.partitions().is_empty())
+    })
 }
 
 /// The configs the catalog manages for `spec`.

@@ -3,7 +3,7 @@
 //! later updates follow.
 #![allow(clippy::unwrap_used)]
 
-#[path = "../../tests/common/mod.rs"]
+#[path = "../../tests/common/base.rs"]
 mod common;
 
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! once (read_committed), in order per key.
 #![allow(clippy::unwrap_used)]
 
-#[path = "../../tests/common/mod.rs"]
+#[path = "../../tests/common/base.rs"]
 mod common;
 
 use std::collections::BTreeMap;

@@ -13,13 +13,12 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use lineage_processors::output::openlineage::events_for;
 use lineage_processors::output::openmetadata::{RunStatus, lineage_for_materialization};
 use lineage_processors::output::{Lookup, OutputSettings, ResolvedTable, RunContext};
+use lineage_processors::workload::{self, TENANT, materialization_metadata};
 use lineage_schemas::records::{
-    AssetCheck, AssetDefinition, CheckSeverity, ColumnDeps, ColumnLineage, ColumnRef, DagsterEvent,
-    DagsterEventType as T, MetadataEntry, MetadataKind, Origin, SourceKind, SourcePosition,
-    TableColumn, TableSchema,
+    AssetCheck, AssetDefinition, CheckSeverity, DagsterEvent, DagsterEventType as T, MetadataEntry,
+    Origin, SourceKind, SourcePosition,
 };
 
-const TENANT: &str = "prod";
 const ASSETS_PER_RUN: usize = 8;
 const RUNS: usize = 50;
 
@@ -46,65 +45,11 @@ fn asset_key(i: usize) -> Vec<String> {
 }
 
 fn event(event_type: T, run: &str, step: Option<String>, at: i64) -> DagsterEvent {
+    let raw = format!("{event_type:?}");
     DagsterEvent {
-        tenant: TENANT.into(),
-        source: SourcePosition {
-            kind: SourceKind::PostgresEventLog,
-            storage_id: Some(at),
-            shard: None,
-            cursor: None,
-        },
-        event_type,
-        raw_event_type: format!("{event_type:?}"),
-        run_id: Some(run.into()),
-        job_name: Some("nightly_job".into()),
         step_key: step,
-        asset_key: None,
-        partition: None,
-        timestamp_ms: at,
-        message: None,
-        description: None,
-        metadata: Vec::new(),
-        tags: BTreeMap::new(),
-        check: None,
-        error: None,
-        raw_json: None,
+        ..workload::event(event_type, &raw, run, "nightly_job", at)
     }
-}
-
-fn materialization_metadata(i: usize) -> Vec<MetadataEntry> {
-    let columns: Vec<TableColumn> = (0..12)
-        .map(|c| TableColumn {
-            name: format!("column_{c}"),
-            data_type: "bigint".into(),
-            description: None,
-            nullable: Some(true),
-            unique: None,
-            tags: BTreeMap::new(),
-        })
-        .collect();
-    let lineage = ColumnLineage {
-        columns: (0..12)
-            .map(|c| ColumnDeps {
-                column: format!("column_{c}"),
-                deps: vec![ColumnRef {
-                    asset_key: asset_key(i.saturating_sub(1)),
-                    column: format!("column_{c}"),
-                }],
-            })
-            .collect(),
-    };
-    vec![
-        MetadataEntry {
-            table_schema: Some(TableSchema { columns }),
-            ..MetadataEntry::empty("dagster/column_schema", MetadataKind::TableSchema)
-        },
-        MetadataEntry {
-            column_lineage: Some(lineage),
-            ..MetadataEntry::empty("dagster/column_lineage", MetadataKind::ColumnLineage)
-        },
-        MetadataEntry::int("dagster/row_count", 1_000_000),
-    ]
 }
 
 fn workload() -> (State, Vec<DagsterEvent>) {
@@ -188,7 +133,7 @@ fn workload() -> (State, Vec<DagsterEvent>) {
             events.push(event(T::StepStart, &run, Some(step.clone()), at + 1));
             let mut mat = event(T::AssetMaterialization, &run, Some(step.clone()), at + 2);
             mat.asset_key = Some(asset_key(i));
-            mat.metadata = materialization_metadata(i);
+            mat.metadata = materialization_metadata(asset_key(i.saturating_sub(1)));
             events.push(mat);
             events.push(event(T::StepSuccess, &run, Some(step.clone()), at + 3));
             let mut check = event(

@@ -2,7 +2,9 @@
 //! OpenMetadata table index, resolves asset keys to tables, and writes OpenLineage events and
 //! OpenMetadata operations in Kafka transactions.
 
+pub mod ingest;
 pub mod output;
 pub mod processor;
 pub mod resolve;
 pub mod state;
+pub mod workload;

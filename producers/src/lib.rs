@@ -3,4 +3,6 @@
 //! its source into Kafka.
 
 pub mod dagster;
+mod http_client;
+pub mod ingest;
 pub mod openmetadata;

@@ -8,7 +8,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::records::{
-    AssetDefinition, DagsterEvent, DeadLetter, OpenMetadataOperation, SourceCursor, TableSnapshot,
+    AssetDefinition, DagsterEvent, DeadLetter, OpenMetadataOperation, ResolutionReport,
+    SourceCursor, TableSnapshot,
 };
 
 /// A Rust type that is the image of one `.avsc` record.
@@ -77,9 +78,14 @@ avro_record!(
     "source_cursor.avsc",
     "io.lineagebus.SourceCursor"
 );
+avro_record!(
+    ResolutionReport,
+    "resolution_report.avsc",
+    "io.lineagebus.ResolutionReport"
+);
 
 /// Every embedded schema file.
-pub fn schema_files() -> [SchemaFile; 6] {
+pub fn schema_files() -> [SchemaFile; 7] {
     [
         DagsterEvent::FILE,
         AssetDefinition::FILE,
@@ -87,6 +93,7 @@ pub fn schema_files() -> [SchemaFile; 6] {
         OpenMetadataOperation::FILE,
         DeadLetter::FILE,
         SourceCursor::FILE,
+        ResolutionReport::FILE,
     ]
 }
 

@@ -3,7 +3,8 @@
 //! topics from this table; the README's topic table is this table.
 
 use crate::records::{
-    AssetDefinition, DagsterEvent, DeadLetter, OpenMetadataOperation, SourceCursor, TableSnapshot,
+    AssetDefinition, DagsterEvent, DeadLetter, OpenMetadataOperation, ResolutionReport,
+    SourceCursor, TableSnapshot,
 };
 use crate::{AvroRecord, SchemaFile};
 
@@ -68,6 +69,9 @@ pub const OPENLINEAGE_INGEST: &str = "openlineage.ingest";
 pub const LINEAGE_OPENLINEAGE: &str = "lineage.openlineage";
 /// `lineage.openmetadata`: OpenMetadata operations for the OpenMetadata sink.
 pub const LINEAGE_OPENMETADATA: &str = "lineage.openmetadata";
+/// `lineage.resolution`: how each asset key resolved to a table (compacted), written by the
+/// processor in the transaction that changes it.
+pub const LINEAGE_RESOLUTION: &str = "lineage.resolution";
 /// `lineage.deadletter`: records given up on, with the reason.
 pub const DEAD_LETTER: &str = "lineage.deadletter";
 /// `lineage-bus.cursors`: each producer's source position (compacted), committed in the same
@@ -129,6 +133,15 @@ pub const TOPICS: &[TopicSpec] = &[
         cleanup: CleanupPolicy::Delete,
         retention_ms: Some(365 * DAY_MS),
         description: "processor: OpenMetadata operations for sinks/openmetadata",
+    },
+    TopicSpec {
+        name: LINEAGE_RESOLUTION,
+        partitions: 6,
+        key: "tenant/asset key",
+        value: ValueFormat::Avro(ResolutionReport::FILE),
+        cleanup: CleanupPolicy::Compact,
+        retention_ms: None,
+        description: "processor: how each asset key resolved (rule, candidates, table or why none), tombstone when the asset goes",
     },
     TopicSpec {
         name: DEAD_LETTER,

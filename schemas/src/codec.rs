@@ -2,7 +2,6 @@
 //! through a Schema Registry (`schema_registry_converter` as the HTTP client).
 
 use std::collections::HashMap;
-use std::marker::PhantomData;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -130,19 +129,25 @@ impl RegistryClient {
 pub struct RecordCodec<T> {
     client: RegistryClient,
     schema_id: u32,
+    own: wire::OwnDatum<T>,
     writer_schemas: RwLock<HashMap<u32, Arc<Schema>>>,
-    _record: PhantomData<fn() -> T>,
 }
 
 impl<T: AvroRecord> RecordCodec<T> {
     /// Registers `T`'s schema under `<topic>-value` and returns a codec for the topic.
     pub async fn for_topic(client: RegistryClient, topic: &str) -> Result<Self, CodecError> {
         let schema_id = client.register(&value_subject(topic), T::FILE.text).await?;
+        Self::with_schema_id(client, schema_id)
+    }
+
+    /// A codec for `T`'s schema already registered as `schema_id`, without asking the
+    /// registry (benchmarks; decoding other ids still fetches them from `client`).
+    pub fn with_schema_id(client: RegistryClient, schema_id: u32) -> Result<Self, CodecError> {
         Ok(Self {
             client,
             schema_id,
+            own: wire::OwnDatum::new()?,
             writer_schemas: RwLock::new(HashMap::new()),
-            _record: PhantomData,
         })
     }
 
@@ -153,7 +158,7 @@ impl<T: AvroRecord> RecordCodec<T> {
 
     /// Encodes `value` in the wire format (no IO).
     pub fn encode(&self, value: &T) -> Result<Vec<u8>, CodecError> {
-        wire::encode(self.schema_id, value)
+        self.own.encode(self.schema_id, value)
     }
 
     /// Decodes a wire-format value, fetching its writer schema from the registry the first
@@ -161,7 +166,7 @@ impl<T: AvroRecord> RecordCodec<T> {
     pub async fn decode(&self, bytes: &[u8]) -> Result<T, CodecError> {
         let (id, payload) = wire::split(bytes)?;
         if id == self.schema_id {
-            return wire::decode_own(payload);
+            return self.own.decode(payload);
         }
         let writer = self.writer_schema(id).await?;
         wire::decode_evolved(&writer, payload)

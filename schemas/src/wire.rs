@@ -1,6 +1,8 @@
 //! The Confluent wire format, without IO: magic byte `0`, the schema id as a big-endian
 //! `u32`, then the Avro binary datum.
 
+use std::marker::PhantomData;
+
 use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::writer::datum::GenericDatumWriter;
@@ -23,6 +25,46 @@ pub fn encode<T: AvroRecord>(schema_id: u32, value: &T) -> Result<Vec<u8>, Codec
         .and_then(|writer| writer.write_ser(&mut out, value))
         .map_err(avro_error::<T>)?;
     Ok(out)
+}
+
+/// `T`'s own-schema Avro writer and reader, built once: building one resolves every name of
+/// the schema, which costs more than encoding or decoding a record.
+pub struct OwnDatum<T> {
+    writer: GenericDatumWriter<'static>,
+    reader: GenericDatumReader<'static>,
+    _record: PhantomData<fn() -> T>,
+}
+
+impl<T: AvroRecord> OwnDatum<T> {
+    /// The writer and reader of `T::schema()`.
+    pub fn new() -> Result<Self, CodecError> {
+        Ok(Self {
+            writer: GenericDatumWriter::builder(T::schema())
+                .build()
+                .map_err(avro_error::<T>)?,
+            reader: GenericDatumReader::builder(T::schema())
+                .build()
+                .map_err(avro_error::<T>)?,
+            _record: PhantomData,
+        })
+    }
+
+    /// [`encode`] with the prebuilt writer.
+    pub fn encode(&self, schema_id: u32, value: &T) -> Result<Vec<u8>, CodecError> {
+        let mut out = Vec::with_capacity(256);
+        out.push(MAGIC);
+        out.extend_from_slice(&schema_id.to_be_bytes());
+        self.writer
+            .write_ser(&mut out, value)
+            .map_err(avro_error::<T>)?;
+        Ok(out)
+    }
+
+    /// [`decode_own`] with the prebuilt reader.
+    pub fn decode(&self, payload: &[u8]) -> Result<T, CodecError> {
+        let mut input = payload;
+        self.reader.read_deser(&mut input).map_err(avro_error::<T>)
+    }
 }
 
 /// Splits a framed value into its schema id and Avro payload.

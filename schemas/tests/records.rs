@@ -294,6 +294,44 @@ fn every_record_round_trips() {
     assert_eq!(round_trip(&dead_letter()), dead_letter());
     assert_eq!(round_trip(&source_cursor()), source_cursor());
     assert_eq!(source_cursor().kafka_key(), "producer.dagster/prod");
+    assert_eq!(round_trip(&resolution_report()), resolution_report());
+    assert_eq!(
+        resolution_report().kafka_key(),
+        "prod/warehouse/analytics/daily_revenue"
+    );
+}
+
+fn resolution_report() -> ResolutionReport {
+    ResolutionReport {
+        tenant: "prod".into(),
+        asset_key: vec![
+            "warehouse".into(),
+            "analytics".into(),
+            "daily_revenue".into(),
+        ],
+        key_after_strip: vec!["analytics".into(), "daily_revenue".into()],
+        rule: Some("asset_key".into()),
+        lookups: vec![ResolutionLookup {
+            rule: "asset_key".into(),
+            service: None,
+            name: "analytics.daily_revenue".into(),
+            matches: 2,
+        }],
+        candidates: vec![
+            ResolutionCandidate {
+                fqn: "pg.warehouse.analytics.daily_revenue".into(),
+                exact_case: true,
+            },
+            ResolutionCandidate {
+                fqn: "snow.WAREHOUSE.ANALYTICS.DAILY_REVENUE".into(),
+                exact_case: false,
+            },
+        ],
+        ambiguous: true,
+        chosen_table_fqn: Some("pg.warehouse.analytics.daily_revenue".into()),
+        reason: None,
+        ignored: vec![],
+    }
 }
 
 fn source_cursor() -> SourceCursor {

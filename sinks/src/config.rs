@@ -3,13 +3,14 @@
 //! `[sinks.openlineage]` follows OpenLineage's client conventions (url, endpoint, API key sent
 //! as `Authorization: Bearer`, timeout, gzip compression, custom headers); `OPENLINEAGE_URL`
 //! and `OPENLINEAGE_API_KEY` are honoured when the file leaves `url` / `api_key` unset.
+//! `[sinks.openmetadata]` holds the OpenMetadata server's URL and a bot's JWT.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use lineage_bus_core::secret::serialize_masked;
-use lineage_schemas::catalog::{DEAD_LETTER, LINEAGE_OPENLINEAGE};
+use lineage_schemas::catalog::{DEAD_LETTER, LINEAGE_OPENLINEAGE, LINEAGE_OPENMETADATA};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +25,8 @@ pub const OPENLINEAGE_API_KEY_ENV: &str = "OPENLINEAGE_API_KEY";
 pub struct SinksConfig {
     /// `[sinks.openlineage]`
     pub openlineage: OpenLineageSinkConfig,
+    /// `[sinks.openmetadata]`
+    pub openmetadata: OpenMetadataSinkConfig,
 }
 
 /// Where `sink openlineage` delivers.
@@ -148,7 +151,90 @@ impl OpenLineageSinkConfig {
     }
 }
 
-/// `[sinks.openlineage.tls]`
+/// `[sinks.openmetadata]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpenMetadataSinkConfig {
+    /// Name of this destination: in the default consumer group, metrics and logs. Default
+    /// `default`.
+    pub name: String,
+    /// Topic consumed. Default `lineage.openmetadata`.
+    pub topic: String,
+    /// Consumer group. Default `lineage-bus-sink-openmetadata-<name>`.
+    pub group: Option<String>,
+    /// Base URL of the OpenMetadata server (without `/api`). Default `http://127.0.0.1:8585`.
+    pub url: String,
+    /// A bot's JWT, sent as `Authorization: Bearer` (secret). `up` runs the sink when set.
+    /// Default none.
+    #[serde(serialize_with = "serialize_masked")]
+    pub jwt_token: Option<SecretString>,
+    /// Timeout of one request. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// TLS settings of the HTTP client.
+    pub tls: TlsConfig,
+    /// Entity ids (tables, pipelines, users, teams by FQN or name) kept in the cache; an entry
+    /// is dropped when a write naming it answers 404. Default `10000`.
+    pub entity_cache_size: u64,
+    /// How long an operation whose table, pipeline, service, classification or tag does not
+    /// exist yet (404) is retried before it is dead-lettered as unresolvable. Default `10m`.
+    #[serde(with = "humantime_serde")]
+    pub missing_reference_timeout: Duration,
+    /// Most operations in flight at once (each for a different key). Default `16`.
+    pub max_in_flight: usize,
+    /// Records of one partition received but not yet acknowledged before the partition is
+    /// paused; it resumes below half of it. Default `1000`.
+    pub max_buffered_per_partition: usize,
+    /// How often acknowledged offsets are committed. Default `1s`.
+    #[serde(with = "humantime_serde")]
+    pub commit_interval: Duration,
+    /// Retries of failed requests.
+    pub retry: RetryConfig,
+    /// Topic of operations OpenMetadata rejected permanently. Default `lineage.deadletter`.
+    pub dead_letter_topic: String,
+    /// Most bytes of a rejecting response body kept in the dead letter. Default `4096`.
+    pub max_response_body: usize,
+    /// Operations per second per tenant (0 = unlimited). Default `0`.
+    pub rate_limit_per_tenant: u32,
+    /// Per-tenant routing: tenant (the operation's `tenant`) → its own OpenMetadata server, JWT
+    /// and rate limit. Tenants not listed use the settings above.
+    pub tenants: BTreeMap<String, OpenMetadataTenantRoute>,
+}
+
+impl Default for OpenMetadataSinkConfig {
+    fn default() -> Self {
+        Self {
+            name: "default".into(),
+            topic: LINEAGE_OPENMETADATA.into(),
+            group: None,
+            url: "http://127.0.0.1:8585".into(),
+            jwt_token: None,
+            timeout: Duration::from_secs(10),
+            tls: TlsConfig::default(),
+            entity_cache_size: 10_000,
+            missing_reference_timeout: Duration::from_secs(600),
+            max_in_flight: 16,
+            max_buffered_per_partition: 1000,
+            commit_interval: Duration::from_secs(1),
+            retry: RetryConfig::default(),
+            dead_letter_topic: DEAD_LETTER.into(),
+            max_response_body: 4096,
+            rate_limit_per_tenant: 0,
+            tenants: BTreeMap::new(),
+        }
+    }
+}
+
+impl OpenMetadataSinkConfig {
+    /// The consumer group: `group`, else `lineage-bus-sink-openmetadata-<name>`.
+    pub fn group(&self) -> String {
+        self.group
+            .clone()
+            .unwrap_or_else(|| format!("lineage-bus-sink-openmetadata-{}", self.name))
+    }
+}
+
+/// `[sinks.openlineage.tls]`, `[sinks.openmetadata.tls]`
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
@@ -158,7 +244,7 @@ pub struct TlsConfig {
     pub insecure_skip_verify: bool,
 }
 
-/// `[sinks.openlineage.retry]`: backoff with jitter between `initial_backoff` and
+/// `[sinks.openlineage.retry]`, `[sinks.openmetadata.retry]`: backoff with jitter between `initial_backoff` and
 /// `max_backoff`; a `Retry-After` answer waits at least that long.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -206,6 +292,19 @@ pub struct TenantRoute {
     pub rate_limit: Option<u32>,
 }
 
+/// `[sinks.openmetadata.tenants.<tenant>]`: what differs for one tenant.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpenMetadataTenantRoute {
+    /// Base URL of the tenant's OpenMetadata server (without `/api`). Default: the sink's.
+    pub url: Option<String>,
+    /// The tenant's bot JWT (secret). Default: the sink's.
+    #[serde(serialize_with = "serialize_masked")]
+    pub jwt_token: Option<SecretString>,
+    /// Operations per second (0 = unlimited). Default: the sink's `rate_limit_per_tenant`.
+    pub rate_limit: Option<u32>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +321,15 @@ mod tests {
             ..config
         };
         assert_eq!(named.group(), "replay-1");
+        let openmetadata = OpenMetadataSinkConfig {
+            name: "catalog".into(),
+            ..OpenMetadataSinkConfig::default()
+        };
+        assert_eq!(
+            openmetadata.group(),
+            "lineage-bus-sink-openmetadata-catalog"
+        );
+        assert_eq!(openmetadata.topic, "lineage.openmetadata");
     }
 
     #[test]

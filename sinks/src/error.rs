@@ -24,6 +24,14 @@ pub enum SinkError {
         /// The codec error.
         source: lineage_schemas::CodecError,
     },
+    /// The codec of the consumed topic could not be set up (Schema Registry).
+    #[error("setting up the Avro codec of {topic}: {source}")]
+    Codec {
+        /// The consumed topic.
+        topic: String,
+        /// The codec error.
+        source: lineage_schemas::CodecError,
+    },
     /// The HTTP client could not be built.
     #[error("building the HTTP client for {url}: {reason}")]
     HttpClient {

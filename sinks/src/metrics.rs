@@ -1,11 +1,11 @@
 //! Prometheus metrics of the sinks, on the default registry. Labels are bounded: `sink`
-//! (`openlineage`, ...), `destination` (the configured name), `outcome` / `reason` / `result`
+//! (`openlineage`, `openmetadata`), `destination` (the configured name), `outcome` / `reason` / `result`
 //! (fixed sets below), `topic` and `partition` (the consumed topic's partitions).
 //!
 //! | name | labels | meaning |
 //! |---|---|---|
 //! | `lineage_bus_sink_records_total` | `sink`, `destination`, `outcome` = `delivered` \| `dead_lettered` \| `skipped` | records finished (skipped: tombstones) |
-//! | `lineage_bus_sink_retries_total` | `sink`, `destination`, `reason` = `server_error` \| `too_many_requests` \| `timeout` \| `connect` \| `io` | failed attempts that will be retried |
+//! | `lineage_bus_sink_retries_total` | `sink`, `destination`, `reason` = `server_error` \| `too_many_requests` \| `timeout` \| `connect` \| `io` \| `missing_reference` \| `unauthorized` | failed attempts that will be retried |
 //! | `lineage_bus_sink_request_duration_seconds` | `sink`, `destination`, `result` = `success` \| `retryable` \| `permanent` | latency of one request (histogram) |
 //! | `lineage_bus_sink_requests_in_flight` | `sink`, `destination` | records being delivered now |
 //! | `lineage_bus_sink_consumer_lag_records` | `sink`, `destination`, `topic`, `partition` | log end offset minus the committed offset |

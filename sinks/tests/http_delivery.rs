@@ -118,6 +118,20 @@ async fn a_503_is_retried_and_the_event_delivered_once_with_bearer_and_offsets_c
     assert_eq!(summary.delivered, 1);
     assert_eq!(summary.dead_lettered, 0);
     assert!(dead_letters(&dlq, 0).await.is_empty());
+    // The retry is counted by reason (what `/metrics` serves: the default registry).
+    let text = prometheus::TextEncoder::new()
+        .encode_to_string(&prometheus::gather())
+        .unwrap();
+    let retried = common::metric(
+        &text,
+        "lineage_bus_sink_retries_total",
+        &[
+            ("sink", "openlineage"),
+            ("destination", "test"),
+            ("reason", "server_error"),
+        ],
+    );
+    assert!(retried >= Some(1.0), "{text}");
 }
 
 #[tokio::test]

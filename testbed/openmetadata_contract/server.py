@@ -588,21 +588,20 @@ class App:
 
     # ---- change events ---------------------------------------------------------------------
     async def events(self, request):
+        """GET /api/v1/events (EventResource.get): `timestamp` is a primitive long (0 when absent);
+        entityCreated/entityUpdated/entityRestored/entityDeleted are comma-separated entity types
+        (`*` = all), entityDeleted covering hard and soft deletes; oldest first; no paging cursors."""
         q = request.query
-        if not q.get("timestamp"):
-            raise ApiError(400, "[query param timestamp must not be null]")
-        ts = int_param(q, "timestamp", 0)
-        wanted = {}
-        for param, kinds in (("entityCreated", ("entityCreated",)), ("entityUpdated", ("entityUpdated", "entityRestored")),
+        ts = int_param(q, "timestamp", 0, None)
+        wanted: dict[str, set] = {}
+        for param, kinds in (("entityCreated", ("entityCreated",)), ("entityUpdated", ("entityUpdated",)),
+                             ("entityRestored", ("entityRestored",)),
                              ("entityDeleted", ("entityDeleted", "entitySoftDeleted"))):
-            for etype in filter(None, (q.get(param) or "").split(",")):
+            for etype in filter(None, (t.strip() for t in (q.get(param) or "").split(","))):
                 for kind in kinds:
-                    wanted.setdefault(kind, set()).add(etype.strip())
-        evs = self.store.events
-        lo = bisect.bisect_left([e["timestamp"] for e in evs], ts)
-        data = [e for e in evs[lo:] if e["entityType"] in wanted.get(e["eventType"], ()) or
-                "*" in wanted.get(e["eventType"], ())]
-        return jresp({"data": data})
+                    wanted.setdefault(kind, set()).add(etype)
+        data = self.store.events_since(ts, wanted)
+        return jresp({"data": data, "paging": {"total": len(data)}})
 
     # ---- contract-only admin (no auth, not OpenMetadata) ------------------------------------
     async def admin_write(self, request, op: str):
@@ -654,6 +653,7 @@ def build_app(store: Store, validator: Validator, token=None, readonly_token=Non
     r.add_post("/contract/tables", lambda req: a.admin_write(req, "tables_upsert"))
     r.add_post("/contract/tables/delete", lambda req: a.admin_write(req, "tables_delete"))
     r.add_post("/contract/principals", lambda req: a.admin_write(req, "principals_put"))
+    r.add_post("/contract/events/purge", lambda req: a.admin_write(req, "events_purge"))
     r.add_get("/contract/info", a.info)
     r.add_route("*", "/api/{tail:.*}", a.dispatch)
     return app

@@ -101,7 +101,8 @@ class Store:
         self.classifications: dict[str, dict] = {}
         self.tags: dict[str, dict] = {}
         self.edges: dict[tuple[str, str], dict] = {}         # (fromId, toId) -> edge
-        self.events: list[dict] = []
+        self.events: list[dict] = []             # change events, oldest first
+        self.event_ts: list[int] = []            # their timestamps (for bisect)
         self.replayed = 0
         self._fh = None
         if path:
@@ -328,9 +329,40 @@ class Store:
         return "updated"
 
     def _event(self, kind: str, t: dict, ts: int, prev):
-        self.events.append({"eventType": kind, "entityType": "table", "entityId": t["id"],
-                            "entityFullyQualifiedName": t["fullyQualifiedName"], "previousVersion": prev,
-                            "currentVersion": t.get("version"), "userName": UPDATED_BY, "timestamp": ts})
+        """Record a ChangeEvent (type/changeEvent.json) as OpenMetadata's ChangeEventHandler does for
+        every table write: entityCreated, entityUpdated, entityRestored, entitySoftDeleted,
+        entityDeleted (without `entity` and `changeDescription`, which the spec makes optional)."""
+        ev = {"eventType": kind, "entityType": "table", "entityId": t["id"],
+              "entityFullyQualifiedName": t["fullyQualifiedName"], "currentVersion": t.get("version"),
+              "userName": UPDATED_BY, "timestamp": ts}
+        if prev is not None:
+            ev["previousVersion"] = prev
+        # appended in time order (a write's ts is never older than the last event's)
+        ts = max(ts, self.event_ts[-1]) if self.event_ts else ts
+        ev["timestamp"] = ts
+        self.events.append(ev)
+        self.event_ts.append(ts)
+
+    def events_since(self, ts: int, wanted: dict[str, set]) -> list[dict]:
+        """OpenMetadata's ChangeEventDAO.list: `eventTime >= ts`, per event type the entity types
+        asked for (`*` = all), oldest first."""
+        lo = bisect.bisect_left(self.event_ts, ts)
+        out = []
+        for e in self.events[lo:]:
+            types = wanted.get(e["eventType"], ())
+            if e["entityType"] in types or "*" in types:
+                out.append(e)
+        return out
+
+    def op_events_purge(self, ts: int, args: dict):
+        """Test-only: drop the change events of `fqns` (OpenMetadata purges old change events; a
+        consumer must not depend on every event surviving)."""
+        fqns = set(args.get("fqns") or [])
+        keep = [e for e in self.events if e["entityFullyQualifiedName"] not in fqns]
+        purged = len(self.events) - len(keep)
+        self.events = keep
+        self.event_ts = [e["timestamp"] for e in keep]
+        return {"purged": purged}
 
     def op_tables_upsert(self, ts: int, args: dict):
         counts = {"created": 0, "updated": 0, "unchanged": 0}

@@ -253,3 +253,60 @@ def test_change_events_and_state_survives_a_restart(server, tmp_path):
     server.stop()
     server.start()
     assert server.get("/contract/info", token=None)[1]["tables"] == info["tables"]
+
+
+# ChangeEvent (openmetadata-spec type/changeEvent.json): properties, required ones, eventType enum
+# (2.0.7 adds entityRestored to the enum of the older schema).
+CHANGE_EVENT_PROPERTIES = {"eventType", "entityType", "entityId", "entityFullyQualifiedName", "previousVersion",
+                           "currentVersion", "userName", "timestamp", "changeDescription", "entity"}
+CHANGE_EVENT_REQUIRED = {"eventType", "entityType", "entityId", "timestamp"}
+EVENT_TYPES = {"entityCreated", "entityUpdated", "entityRestored", "entitySoftDeleted", "entityDeleted"}
+
+
+def events(server, since, **params):
+    query = urllib.parse.urlencode({**params, "timestamp": since})
+    status, body = server.get(f"/api/v1/events?{query}")
+    assert status == 200, body
+    assert body["paging"]["total"] == len(body["data"])
+    for e in body["data"]:
+        assert set(e) <= CHANGE_EVENT_PROPERTIES and CHANGE_EVENT_REQUIRED <= set(e), e
+        assert e["eventType"] in EVENT_TYPES and isinstance(e["timestamp"], int)
+    stamps = [e["timestamp"] for e in body["data"]]
+    assert stamps == sorted(stamps), "oldest first"
+    return body["data"]
+
+
+def test_every_table_write_is_a_change_event_since_a_timestamp(server):
+    all_tables = {"entityCreated": "table", "entityUpdated": "table", "entityRestored": "table",
+                  "entityDeleted": "table"}
+    since = server.get("/api/v1/system/version")[1]["timestamp"]
+    spec = {"service": "ev", "database": "db", "schema": "s", "name": "t1",
+            "columns": [{"name": "id", "dataType": "BIGINT"}]}
+    server.admin("tables", {"tables": [spec]})                                     # created
+    server.admin("tables", {"tables": [spec]})                                     # unchanged: no event
+    server.admin("tables", {"tables": [{**spec, "description": "d"}]})             # updated
+    t = server.get("/api/v1/tables/name/ev.db.s.t1")[1]
+    assert server.call("DELETE", "/api/v1/tables/name/ev.db.s.t1")[0] == 200       # soft-deleted
+    assert server.put("/api/v1/tables/restore", {"id": t["id"]})[0] == 200        # restored
+    assert server.call("DELETE", f"/api/v1/tables/{t['id']}?hardDelete=true")[0] == 200  # hard-deleted
+    got = [e for e in events(server, since, **all_tables) if e["entityFullyQualifiedName"] == "ev.db.s.t1"]
+    assert [e["eventType"] for e in got] == ["entityCreated", "entityUpdated", "entitySoftDeleted",
+                                             "entityRestored", "entityDeleted"]
+    assert all(e["entityId"] == t["id"] and e["entityType"] == "table" for e in got)
+    assert [e.get("previousVersion") for e in got] == [None, 0.1, 0.2, 0.3, 0.4]
+    assert [e["currentVersion"] for e in got] == [0.1, 0.2, 0.3, 0.4, 0.4]
+    assert got[1]["timestamp"] == t["updatedAt"], "an event's timestamp is the entity's updatedAt"
+    # `timestamp` is inclusive (eventTime >= timestamp) and filters
+    last = got[-1]["timestamp"]
+    assert got[-1] in events(server, last, **all_tables)
+    assert events(server, last + 1, **all_tables) == []
+    # each parameter selects its event types; entityDeleted covers soft and hard deletes
+    only_deleted = [e["eventType"] for e in events(server, since, entityDeleted="table")
+                    if e["entityFullyQualifiedName"] == "ev.db.s.t1"]
+    assert only_deleted == ["entitySoftDeleted", "entityDeleted"]
+    assert [e for e in events(server, since, entityCreated="pipeline")] == []
+    assert len(events(server, since, entityCreated="*")) >= 1
+    assert events(server, since) == []                                             # nothing asked for
+    # test-only: purging the events of a table (OpenMetadata purges old events)
+    assert server.admin("events/purge", {"fqns": ["ev.db.s.t1"]})["purged"] == 5
+    assert [e for e in events(server, since, **all_tables) if e["entityFullyQualifiedName"] == "ev.db.s.t1"] == []

@@ -1,99 +1,162 @@
 //! Shared helpers of the integration tests. Tests that need a service read its address from
-//! the environment `testbed/env.sh` prints, and fail loudly when it is missing.
+//! the environment `testbed/env.sh` prints, and fail loudly when it is missing. The basics are
+//! in `base.rs` (included by other crates' tests too); what needs a role's crate is here.
 #![allow(dead_code, clippy::unwrap_used)] // each test binary uses a subset
+
+mod base;
+mod process;
+
+pub use base::*;
+#[allow(unused_imports)] // each test binary uses a subset
+pub use process::Process;
 
 use std::time::Duration;
 
-use lineage_bus_core::KafkaConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-
-/// The value of `name`, or a panic telling how to start the testbed.
-pub fn service_env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: this test needs the real testbed services. Start them with \
-             `testbed/up.sh all` and export their addresses with `eval \"$(testbed/env.sh)\"` \
-             (or run `make test`, which does both)"
-        )
-    })
+/// Decodes a Confluent-framed Avro value without the registry (the writer schema is `T`'s).
+pub fn decode<T: lineage_schemas::AvroRecord>(bytes: &[u8]) -> T {
+    lineage_schemas::wire::decode_own(lineage_schemas::wire::split(bytes).unwrap().1).unwrap()
 }
 
-/// Kafka settings pointing at the testbed broker.
-pub fn kafka() -> KafkaConfig {
-    KafkaConfig {
-        bootstrap_servers: service_env("KAFKA_BOOTSTRAP"),
-        ..KafkaConfig::default()
+/// `produce dagster` running in this process.
+pub struct DagsterProducer {
+    /// Stops it.
+    pub stop: tokio_util::sync::CancellationToken,
+    /// Its readiness.
+    pub ready: tokio::sync::watch::Receiver<bool>,
+    /// Its task.
+    pub task: tokio::task::JoinHandle<Result<(), lineage_producers::dagster::DagsterProducerError>>,
+}
+
+/// Starts `produce dagster` with `config` for `tenant` against the testbed's Kafka and registry.
+pub fn start_dagster_producer(
+    config: lineage_producers::dagster::DagsterProducerConfig,
+    tenant: &str,
+) -> DagsterProducer {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (ready_tx, ready) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(lineage_producers::dagster::run(
+        config,
+        tenant.to_owned(),
+        kafka(),
+        registry(),
+        ready_tx,
+        stop.clone(),
+    ));
+    DagsterProducer { stop, ready, task }
+}
+
+impl DagsterProducer {
+    /// Stops the producer and asserts it stopped in time and without error.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("the producer stops within 30 s")
+            .unwrap()
+            .expect("the producer stops without error");
     }
 }
 
-/// A client of the testbed's Schema Registry.
-pub fn registry() -> lineage_schemas::RegistryClient {
-    lineage_schemas::RegistryClient::new(
-        &service_env("SCHEMA_REGISTRY_URL"),
-        Duration::from_secs(10),
-        None,
-    )
-    .unwrap()
+/// The topics one `produce dagster` test writes to.
+pub struct DagsterTopics {
+    /// Events.
+    pub events: String,
+    /// Source cursors.
+    pub cursors: String,
+    /// Dead letters.
+    pub dead_letters: String,
 }
 
-/// A loopback port free right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Creates unique topics for one `produce dagster` test.
+pub async fn dagster_topics(prefix: &str, event_partitions: i32) -> DagsterTopics {
+    let topics = DagsterTopics {
+        events: unique_topic(&format!("{prefix}.events")),
+        cursors: unique_topic(&format!("{prefix}.cursors")),
+        dead_letters: unique_topic(&format!("{prefix}.deadletter")),
+    };
+    create_topic(&topics.events, event_partitions).await;
+    create_topic(&topics.cursors, 1).await;
+    create_topic(&topics.dead_letters, 1).await;
+    topics
 }
 
-/// Every committed record of `topic`, read from the beginning to its current end (key, value;
-/// `None` for a tombstone), in log order per partition.
-pub async fn read_to_end(topic: &str) -> Vec<(String, Option<Vec<u8>>)> {
-    let reader = lineage_bus_core::compacted::CompactedReader::new(
-        &kafka(),
-        "test-reader",
-        topic,
-        Duration::from_secs(10),
-    )
-    .unwrap();
-    let mut records = Vec::new();
-    let complete = tokio::time::timeout(
-        Duration::from_secs(60),
-        reader.fold_to_end(&tokio_util::sync::CancellationToken::new(), |key, value| {
-            records.push((
-                String::from_utf8_lossy(key).into_owned(),
-                value.map(<[u8]>::to_vec),
-            ));
-        }),
-    )
-    .await
-    .expect("reading to the end took over 60 s")
-    .unwrap();
-    assert!(complete, "{topic} was not read to its end");
-    records
+/// This package's `lineage-bus` binary pointed at the testbed's Kafka and Schema Registry; the
+/// caller adds the subcommand and the role's settings.
+pub fn lineage_bus() -> std::process::Command {
+    process::lineage_bus(service_env)
 }
 
-/// A topic name no other test run uses.
-pub fn unique_topic(prefix: &str) -> String {
-    format!("it.{prefix}.{}", uuid::Uuid::new_v4().simple())
+/// `lineage-bus produce dagster` as a process writing to `topics` for `tenant` in batches of
+/// `batch_size`; `source` sets the source's keys of `[producers.dagster]` (`("TABLE", ..)`).
+pub fn spawn_dagster_role(
+    source: &[(&str, &std::ffi::OsStr)],
+    topics: &DagsterTopics,
+    tenant: &str,
+    batch_size: u32,
+) -> std::process::Child {
+    let mut command = lineage_bus();
+    command
+        .args(["produce", "dagster"])
+        .env("LINEAGE_BUS__TENANT__ID", tenant)
+        .env(
+            "LINEAGE_BUS__ADMIN__LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .env(
+            "LINEAGE_BUS__PRODUCERS__DAGSTER__BATCH_SIZE",
+            batch_size.to_string(),
+        )
+        .env("LINEAGE_BUS__PRODUCERS__DAGSTER__POLL_INTERVAL", "50ms")
+        .env(
+            "LINEAGE_BUS__PRODUCERS__DAGSTER__EVENTS_TOPIC",
+            &topics.events,
+        )
+        .env(
+            "LINEAGE_BUS__PRODUCERS__DAGSTER__CURSOR_TOPIC",
+            &topics.cursors,
+        )
+        .env(
+            "LINEAGE_BUS__PRODUCERS__DAGSTER__DEAD_LETTER_TOPIC",
+            &topics.dead_letters,
+        )
+        .env("LINEAGE_BUS__TELEMETRY__LOG_LEVEL", "warn")
+        .env_remove("DAGSTER_HOME")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit());
+    for (key, value) in source {
+        command.env(format!("LINEAGE_BUS__PRODUCERS__DAGSTER__{key}"), value);
+    }
+    command.spawn().unwrap()
 }
 
-/// Creates `topic` with `partitions` partitions on the testbed broker.
-pub async fn create_topic(topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> =
-        kafka().client_config("test-admin").create().unwrap();
-    let results = admin
-        .create_topics(
-            [&NewTopic::new(
-                topic,
-                partitions,
-                TopicReplication::Fixed(1),
-            )],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+/// The tags of the testbed Dagster's finished runs (success, failure, canceled: their tags no
+/// longer change), by run id, from its run storage (`run_tags`).
+pub async fn dagster_finished_run_tags()
+-> std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> {
+    let (client, connection) =
+        tokio_postgres::connect(&service_env("DAGSTER_PG_URL"), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let mut tags = std::collections::BTreeMap::new();
+    for run in client
+        .query(
+            "SELECT run_id FROM runs WHERE status IN ('SUCCESS', 'FAILURE', 'CANCELED')",
+            &[],
         )
         .await
-        .unwrap();
-    for result in results {
-        result.unwrap();
+        .unwrap()
+    {
+        tags.insert(run.get::<_, String>(0), std::collections::BTreeMap::new());
     }
+    for row in client
+        .query("SELECT run_id, key, value FROM run_tags", &[])
+        .await
+        .unwrap()
+    {
+        if let Some(run) = tags.get_mut(&row.get::<_, String>(0)) {
+            run.insert(row.get(1), row.get(2));
+        }
+    }
+    tags
 }

@@ -19,11 +19,12 @@ pub(crate) fn column_schema(entries: &[MetadataEntry]) -> Option<&TableSchema> {
         .as_ref()
 }
 
+const COLUMN_LINEAGE: [&str; 2] = ["dagster/column_lineage", "column_lineage"];
+const INPUT_TAG_PREFIX: &str = "dagster/input_data_version/";
+
 /// `dagster/column_lineage` (or `column_lineage`).
 pub(crate) fn column_lineage(entries: &[MetadataEntry]) -> Option<&ColumnLineage> {
-    find(entries, &["dagster/column_lineage", "column_lineage"])?
-        .column_lineage
-        .as_ref()
+    find(entries, &COLUMN_LINEAGE)?.column_lineage.as_ref()
 }
 
 /// `dagster/row_count` (or `row_count`) as an integer.
@@ -83,11 +84,50 @@ pub(crate) fn upstream_keys(
     keys
 }
 
+/// The part of a materialization its table lineage reads ([`upstream_keys`],
+/// [`column_lineage`]): identity, run and job, the recorded inputs and the column lineage;
+/// the rest (schema, statistics, raw JSON...) is left out.
+pub(crate) fn lineage_part(event: &DagsterEvent) -> DagsterEvent {
+    DagsterEvent {
+        tenant: event.tenant.clone(),
+        source: event.source.clone(),
+        event_type: event.event_type,
+        raw_event_type: String::new(),
+        run_id: event.run_id.clone(),
+        job_name: event.job_name.clone(),
+        step_key: None,
+        asset_key: event.asset_key.clone(),
+        partition: None,
+        timestamp_ms: event.timestamp_ms,
+        message: None,
+        description: None,
+        metadata: event
+            .metadata
+            .iter()
+            .filter(|entry| COLUMN_LINEAGE.contains(&entry.label.as_str()))
+            .cloned()
+            .collect(),
+        tags: event
+            .tags
+            .range(INPUT_TAG_PREFIX.to_owned()..)
+            .take_while(|(key, _)| key.starts_with(INPUT_TAG_PREFIX))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect(),
+        check: None,
+        error: None,
+        raw_json: None,
+    }
+}
+
 fn input_tags(tags: &BTreeMap<String, String>) -> impl Iterator<Item = Vec<String>> + '_ {
-    const PREFIX: &str = "dagster/input_data_version/";
-    tags.range(PREFIX.to_owned()..)
-        .take_while(|(key, _)| key.starts_with(PREFIX))
-        .map(|(key, _)| key[PREFIX.len()..].split('/').map(str::to_owned).collect())
+    tags.range(INPUT_TAG_PREFIX.to_owned()..)
+        .take_while(|(key, _)| key.starts_with(INPUT_TAG_PREFIX))
+        .map(|(key, _)| {
+            key[INPUT_TAG_PREFIX.len()..]
+                .split('/')
+                .map(str::to_owned)
+                .collect()
+        })
 }
 
 #[cfg(test)]

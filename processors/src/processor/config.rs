@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use lineage_schemas::catalog::{
-    DAGSTER_ASSETS, DAGSTER_EVENTS, LINEAGE_OPENLINEAGE, LINEAGE_OPENMETADATA, OPENMETADATA_TABLES,
+    DAGSTER_ASSETS, DAGSTER_EVENTS, LINEAGE_OPENLINEAGE, LINEAGE_OPENMETADATA, LINEAGE_RESOLUTION,
+    OPENLINEAGE_INGEST, OPENMETADATA_TABLES,
 };
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +77,11 @@ pub struct ProcessTopics {
     pub openlineage: String,
     /// OpenMetadata operations (output).
     pub openmetadata: String,
+    /// Resolution reports, compacted (output, read whole at start).
+    pub resolution: String,
+    /// OpenLineage events of other producers (input, read when the topic exists): validated
+    /// and forwarded to `openlineage`.
+    pub ingest: String,
 }
 
 impl Default for ProcessTopics {
@@ -86,6 +92,8 @@ impl Default for ProcessTopics {
             tables: OPENMETADATA_TABLES.into(),
             openlineage: LINEAGE_OPENLINEAGE.into(),
             openmetadata: LINEAGE_OPENMETADATA.into(),
+            resolution: LINEAGE_RESOLUTION.into(),
+            ingest: OPENLINEAGE_INGEST.into(),
         }
     }
 }

@@ -2,10 +2,11 @@
 //!
 //! | metric | labels | meaning |
 //! |---|---|---|
-//! | `lineage_bus_processor_records_total` | `outcome` = processed, dead_lettered | input events |
-//! | `lineage_bus_processor_outputs_total` | `kind` = openlineage, openmetadata | output records |
+//! | `lineage_bus_processor_records_total` | `outcome` = processed, forwarded (`openlineage.ingest`), dead_lettered | input records |
+//! | `lineage_bus_processor_outputs_total` | `kind` = openlineage, openmetadata, resolution | output records |
 //! | `lineage_bus_processor_open_runs` | | runs seen and not finished |
 //! | `lineage_bus_processor_global_records` | `input` = tables, assets | records of the compacted inputs read at start |
+//! | `lineage_bus_processor_resolution_ambiguous_total` | `rule` = the deciding rule, `outcome` = chosen, skipped | ambiguous resolutions reported on `lineage.resolution` |
 
 use std::sync::LazyLock;
 
@@ -49,6 +50,16 @@ pub static GLOBAL_RECORDS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
         "lineage_bus_processor_global_records",
         "Records of the compacted inputs read at start",
         &["input"]
+    )
+    .expect("metric is valid")
+});
+
+/// Ambiguous resolutions reported, by deciding rule and outcome.
+pub static RESOLUTION_AMBIGUOUS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "lineage_bus_processor_resolution_ambiguous_total",
+        "Ambiguous asset resolutions reported, by deciding rule and outcome",
+        &["rule", "outcome"]
     )
     .expect("metric is valid")
 });

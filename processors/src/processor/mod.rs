@@ -1,20 +1,41 @@
 //! `lineage-bus process`: the stateful join, exactly once.
 //!
 //! Start-up: the compacted inputs (`openmetadata.tables`, `dagster.assets`) are read whole
-//! into the state (every instance sees every table and asset), the events already processed
-//! by the group are replayed into the state without output, and only then does processing
-//! begin. Each batch of `dagster.events` is one Kafka transaction (bus's exactly-once engine):
-//! the OpenLineage events, OpenMetadata operations and dead letters it produces commit
-//! together with the consumed offsets. Later table and asset changes wake the processor, which
-//! emits the lineage they unblock in a transaction of their own.
+//! into the state (every instance sees every table and asset), and so is the resolution-report
+//! topic (what differs from the state is rewritten in the first transaction). Each batch of
+//! `dagster.events` (and `openlineage.ingest` when that topic exists) is one Kafka transaction
+//! (bus's exactly-once engine): the OpenLineage events, OpenMetadata operations, resolution
+//! reports and dead letters it produces commit together with the consumed offsets. Later table
+//! and asset changes wake the processor, which emits the lineage they unblock in a
+//! transaction of its own; the edges of tables that changed while it was down are written by
+//! the first transaction after the start-up replay (`docs/resolution.md`, late tables and
+//! definitions).
 //!
-//! Limits: the run state of other instances' partitions is not shared, so run one processor
-//! instance per set of tenants; a restart replays the event topic's retained history.
+//! Several instances may share the consumer group (each with its own `transactional_id`).
+//! Run state is partition-local: all events of a run share its key (the run id), hence one
+//! partition. At start, before joining the group, an instance replays the history of every
+//! partition before the group's committed offsets, without output ([`replay`]). At each
+//! rebalance it forgets the runs of the partitions it lost, and replays again the partitions
+//! it gained whose state is not at the committed offset (another instance processed them
+//! since), so a run that moves continues with its run ids, tags and tasks. An instance that lost partitions without knowing it (a
+//! zombie) cannot commit: the engine commits offsets with the consumer's group metadata, so
+//! the coordinator fences its transaction (KIP-447) and the role stops. Emit-once decisions
+//! that span partitions (pipeline service, pipeline, table edge) are per instance: after a
+//! rebalance an upsert may be written again, which the sinks apply idempotently.
+//!
+//! Determinism: for the same input log (events and compacted inputs as they stand when
+//! processing starts), reprocessing into fresh output topics writes byte-identical records in
+//! the same order per key (tested with one event partition). With several event partitions
+//! the interleaving of partitions in a batch is the consumer's: per-run output stays
+//! identical, but which run first writes an emit-once upsert (pipeline, service, table edge),
+//! and the order of records of different runs sharing a key, may differ. Table or asset
+//! changes that arrive while events are processed are applied between batches.
 
 mod batch;
 mod config;
 mod metrics;
 mod replay;
+mod report;
 mod state;
 mod updates;
 
@@ -31,6 +52,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use batch::{BatchError, Codecs, LineageProcessor};
 pub use config::{ProcessConfig, ProcessTopics};
+pub use report::{ReportWriter, report_of};
 pub use state::LineageState;
 pub use updates::{GlobalInput, GlobalTable, StateUpdate, UpdateError};
 
@@ -51,6 +73,9 @@ pub enum ProcessError {
     /// A compacted input failed.
     #[error(transparent)]
     Update(#[from] UpdateError),
+    /// The resolution-report topic could not be read.
+    #[error(transparent)]
+    Reports(#[from] lineage_bus_core::compacted::CompactedError),
     /// A Kafka operation failed.
     #[error("{action}: {source}")]
     Kafka {
@@ -176,33 +201,54 @@ pub async fn run(
     let (tables, assets) = open_global_inputs(&config, &kafka, &registry).await?;
     let (sender, receiver) = mpsc::channel(10_000);
     let bootstrap = read_global_inputs(&tables, &assets, &shutdown).await?;
+    let reports = ReportWriter::open(
+        &kafka,
+        &topics.resolution,
+        RecordCodec::for_topic(registry.clone(), &topics.resolution).await?,
+        timeout,
+        &shutdown,
+    )
+    .await?;
     let mut processor = LineageProcessor::new(
         LineageState::new(config.resolver.clone()),
         settings,
         topics.clone(),
         codecs,
         receiver,
-    );
+    )
+    .with_reports(reports);
+    let mut input_topics = vec![topics.events.clone()];
+    let ingest = replay::topic_exists(&kafka, &topics.ingest, timeout)
+        .await
+        .map_err(|source| ProcessError::Kafka {
+            action: format!("looking for {}", topics.ingest),
+            source,
+        })?;
+    if ingest {
+        processor = processor.with_ingest();
+        input_topics.push(topics.ingest.clone());
+    }
+    tracing::info!(topic = %topics.ingest, read = ingest, "openlineage ingest input");
     let mut discarded = Vec::new();
     for update in bootstrap {
         processor.apply_update(update, &mut discarded)?;
     }
-    let replayed = replay::replay_history(
-        &kafka,
-        &config.group,
-        &topics.events,
-        &mut processor,
+    let replayer = replay::Replayer {
+        kafka: kafka.clone(),
+        group: config.group.clone(),
+        topic: topics.events.clone(),
         timeout,
-        &shutdown,
-    )
-    .await?;
-    tracing::info!(
-        replayed,
-        open_runs = processor.open_runs(),
-        "state rebuilt; processing"
-    );
+        shutdown: shutdown.clone(),
+    };
+    // every partition, before joining the group (a replay inside the group would delay its
+    // polls); at each assignment only partitions processed elsewhere since are replayed again
+    processor.rebuild(&replayer, None).await?;
+    processor.recheck_replayed_edges();
+    processor = processor.with_replayer(replayer);
 
     let wake = Arc::new(Notify::new());
+    // the first transaction writes the resolution reports the state differs from the topic by
+    wake.notify_one();
     let followers = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
     for input in [tables, assets] {
@@ -211,7 +257,7 @@ pub async fn run(
     readiness.set(true);
     let engine = ExactlyOnceConfig {
         group: config.group.clone(),
-        input_topics: vec![topics.events.clone()],
+        input_topics,
         transactional_id: config.transactional_id.clone(),
         max_batch: config.max_batch,
         max_wait: config.max_wait,

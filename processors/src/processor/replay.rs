@@ -1,7 +1,9 @@
-//! Rebuilding the state of runs already processed: at start, the events before the group's
-//! committed offsets are read again and folded into the state without output (their output
-//! is already in the output topics). Open runs then continue with their whole context: the
-//! anchor time of their run ids, their tags, the tasks seen, the assets planned.
+//! Rebuilding the state of runs already processed: when partitions of the event topic are
+//! assigned to this instance (at start, and at every rebalance), their events before the
+//! group's committed offsets are read again and folded into the state without output (their
+//! output is already in the output topics, written by whichever instance owned them). Open
+//! runs then continue with their whole context: the anchor time of their run ids, their tags,
+//! the tasks seen, the assets planned.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -46,22 +48,86 @@ async fn committed_offsets(
     .unwrap_or(Err(KafkaError::Canceled))
 }
 
-/// Folds every event before the committed offsets into `processor`; returns how many.
-pub async fn replay_history(
+/// Whether `topic` exists (the cluster's metadata lists it with partitions).
+pub async fn topic_exists(
+    kafka: &KafkaConfig,
+    topic: &str,
+    timeout: Duration,
+) -> Result<bool, KafkaError> {
+    let consumer: BaseConsumer = kafka.client_config("processor-metadata").create()?;
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()))
+    })
+    .await
+    .unwrap_or(Err(KafkaError::Canceled))
+}
+
+/// Where and how to replay the event topic's history (the processor's rebuild on
+/// assignment).
+#[derive(Clone)]
+pub struct Replayer {
+    /// Kafka settings.
+    pub kafka: KafkaConfig,
+    /// The processor's consumer group (whose committed offsets end the replay).
+    pub group: String,
+    /// The event topic.
+    pub topic: String,
+    /// Timeout of metadata and offset requests.
+    pub timeout: Duration,
+    /// Stops a replay early.
+    pub shutdown: CancellationToken,
+}
+
+impl Replayer {
+    /// The group's committed offset of every partition of the event topic (0 where none is
+    /// committed).
+    pub async fn committed(&self) -> Result<HashMap<i32, i64>, ProcessError> {
+        committed_offsets(&self.kafka, &self.group, &self.topic, self.timeout)
+            .await
+            .map_err(|source| ProcessError::Kafka {
+                action: format!("reading the committed offsets of {}", self.topic),
+                source,
+            })
+    }
+
+    /// Folds the events of each partition of `targets` before its offset into `processor`;
+    /// returns how many.
+    pub async fn replay(
+        &self,
+        processor: &mut LineageProcessor,
+        targets: HashMap<i32, i64>,
+    ) -> Result<usize, ProcessError> {
+        replay_history(
+            &self.kafka,
+            &self.group,
+            &self.topic,
+            processor,
+            targets,
+            &self.shutdown,
+        )
+        .await
+    }
+}
+
+/// Folds every event of each partition of `targets` before its offset into `processor`;
+/// returns how many.
+async fn replay_history(
     kafka: &KafkaConfig,
     group: &str,
     topic: &str,
     processor: &mut LineageProcessor,
-    timeout: Duration,
+    mut targets: HashMap<i32, i64>,
     shutdown: &CancellationToken,
 ) -> Result<usize, ProcessError> {
     let kafka_error = |action: &str| {
         let action = format!("replaying {topic}: {action}");
         move |source| ProcessError::Kafka { action, source }
     };
-    let mut targets = committed_offsets(kafka, group, topic, timeout)
-        .await
-        .map_err(kafka_error("reading the committed offsets"))?;
     targets.retain(|_, offset| *offset > 0);
     if targets.is_empty() {
         return Ok(0);

@@ -5,10 +5,14 @@
 //! current content; the `on_*` methods re-resolve exactly the assets an input can change (the
 //! asset itself, or the assets watching a table name — see [`Pending`]) and return those whose
 //! resolution changed, sorted, so the processor emits the lineage that became possible.
-//! An asset is *known* when it is defined, declared as a dep of a defined asset, or was
-//! materialized with table hints.
+//! An asset is *known* when it is defined, declared as a dep of a defined asset, was
+//! materialized, or was named as an input by a materialization (Dagster's recorded inputs, the
+//! assets its column lineage reads): the lineage of a materialization processed before the
+//! asset graph is published then still follows its tables.
 
 use std::collections::{BTreeSet, HashMap};
+
+use hashbrown::HashSet;
 
 use lineage_schemas::records::{AssetDefinition, MetadataEntry, TableSnapshot};
 use serde::{Deserialize, Serialize};
@@ -17,7 +21,7 @@ use super::config::ResolverConfig;
 use super::hints::TableHints;
 use super::pending::Pending;
 use super::rules::{Resolution, resolve};
-use crate::state::assets::{AssetGraph, AssetRef};
+use crate::state::assets::{AssetGraph, AssetKeyRef, AssetRef};
 use crate::state::tables::{TableIndex, TableRef};
 
 /// A lineage edge between two assets (upstream dep → downstream asset) and its tables.
@@ -47,6 +51,7 @@ pub struct JoinState {
     tables: TableIndex,
     assets: AssetGraph,
     materialized: HashMap<AssetRef, TableHints>,
+    inputs: HashSet<AssetRef>,
     resolutions: HashMap<AssetRef, Resolution>,
     pending: Pending,
 }
@@ -122,28 +127,41 @@ impl JoinState {
         changed.into_iter().collect()
     }
 
-    /// Records a materialization's metadata: its table hints override the earlier ones field
-    /// by field (a materialization without hints changes nothing). Returns the asset when its
-    /// resolution changed.
+    /// Records a materialization of `asset` with its metadata and the upstream keys it names
+    /// (`inputs`: Dagster's recorded inputs and the assets of its column lineage), which all
+    /// become known. Its table hints override the earlier ones field by field (a materialization
+    /// without hints changes no hint). Returns the assets whose resolution changed, sorted.
     pub fn on_materialization(
         &mut self,
         asset: &AssetRef,
         metadata: &[MetadataEntry],
+        inputs: &[Vec<String>],
     ) -> Vec<AssetRef> {
+        let mut changed = BTreeSet::new();
+        for key in inputs {
+            let tenant = asset.tenant.as_str();
+            // looked up borrowed: the owned key is built once per input asset, not per event
+            if !self.inputs.contains(&AssetKeyRef { tenant, key }) {
+                let input = asset.sibling(key);
+                self.inputs.insert(input.clone());
+                if self.refresh(&input) {
+                    changed.insert(input);
+                }
+            }
+        }
         let hints = TableHints::from_metadata(metadata);
-        if hints.is_empty() {
-            return Vec::new();
+        let first = !self.materialized.contains_key(asset);
+        if first || !hints.is_empty() {
+            let merged = match self.materialized.get(asset) {
+                Some(old) => old.overlay(&hints),
+                None => hints,
+            };
+            self.materialized.insert(asset.clone(), merged);
+            if self.refresh(asset) {
+                changed.insert(asset.clone());
+            }
         }
-        let merged = match self.materialized.get(asset) {
-            Some(old) => old.overlay(&hints),
-            None => hints,
-        };
-        self.materialized.insert(asset.clone(), merged);
-        if self.refresh(asset) {
-            vec![asset.clone()]
-        } else {
-            Vec::new()
-        }
+        changed.into_iter().collect()
     }
 
     /// The hints `asset` resolves with: its definition's metadata overlaid with its
@@ -225,6 +243,7 @@ impl JoinState {
         self.assets.get(asset).is_some()
             || self.assets.is_referenced(asset)
             || self.materialized.contains_key(asset)
+            || self.inputs.contains(asset)
     }
 
     /// Re-resolves `asset` (or forgets it when no longer known); true when it changed.

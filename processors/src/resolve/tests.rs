@@ -557,7 +557,7 @@ fn materialization_metadata_overrides_definition_metadata() {
         join.resolution(&a).table().map(|t| t.fqn.as_str()),
         Some("pg.db.s.old_table")
     );
-    let changed = join.on_materialization(&a, &[text(DAGSTER_TABLE_NAME, "db.s.new_table")]);
+    let changed = join.on_materialization(&a, &[text(DAGSTER_TABLE_NAME, "db.s.new_table")], &[]);
     assert_eq!(changed, vec![a.clone()]);
     assert_eq!(
         join.resolution(&a).table().map(|t| t.fqn.as_str()),
@@ -565,11 +565,11 @@ fn materialization_metadata_overrides_definition_metadata() {
     );
     // A materialization without hints changes nothing.
     assert!(
-        join.on_materialization(&a, &[MetadataEntry::int("dagster/row_count", 3)])
+        join.on_materialization(&a, &[MetadataEntry::int("dagster/row_count", 3)], &[])
             .is_empty()
     );
     assert!(
-        join.on_materialization(&a, &[text(DAGSTER_TABLE_NAME, "db.s.new_table")])
+        join.on_materialization(&a, &[text(DAGSTER_TABLE_NAME, "db.s.new_table")], &[])
             .is_empty()
     );
 }

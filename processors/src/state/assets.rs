@@ -1,8 +1,11 @@
 //! The asset graph of every Dagster deployment (tenant), from `dagster.assets`: each asset's
 //! definition (deps, metadata, jobs, owners, tags...) and the reverse edges (dependents).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fmt;
+use std::hash::{Hash, Hasher};
+
+use hashbrown::{Equivalent, HashMap};
 
 use lineage_schemas::records::AssetDefinition;
 use serde::{Deserialize, Serialize};
@@ -14,6 +17,30 @@ pub struct AssetRef {
     pub tenant: String,
     /// Asset key path.
     pub key: Vec<String>,
+}
+
+/// A borrowed [`AssetRef`]: looks an asset up in a map keyed by `AssetRef` without copying
+/// the key (it hashes and compares as the `AssetRef` it stands for).
+#[derive(Debug, Clone, Copy)]
+pub struct AssetKeyRef<'a> {
+    /// Dagster deployment.
+    pub tenant: &'a str,
+    /// Asset key path.
+    pub key: &'a [String],
+}
+
+impl Hash for AssetKeyRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // as AssetRef's derived Hash: the tenant, then the key (a Vec hashes as its slice)
+        self.tenant.hash(state);
+        self.key.hash(state);
+    }
+}
+
+impl Equivalent<AssetRef> for AssetKeyRef<'_> {
+    fn equivalent(&self, asset: &AssetRef) -> bool {
+        self.tenant == asset.tenant && self.key == asset.key.as_slice()
+    }
 }
 
 /// A `dagster.assets` key that is not `tenant/asset/key/path`.
@@ -133,6 +160,11 @@ impl AssetGraph {
     /// The definition of `asset`.
     pub fn get(&self, asset: &AssetRef) -> Option<&AssetDefinition> {
         self.definitions.get(asset)
+    }
+
+    /// The definition of `asset`, by a borrowed key.
+    pub fn get_ref(&self, asset: AssetKeyRef<'_>) -> Option<&AssetDefinition> {
+        self.definitions.get(&asset)
     }
 
     /// The upstream assets `asset` declares (empty when it is not defined), sorted.

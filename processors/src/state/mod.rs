@@ -6,5 +6,5 @@ pub mod fqn;
 pub(crate) mod interner;
 pub mod tables;
 
-pub use assets::{AssetGraph, AssetRef, DepsChange};
+pub use assets::{AssetGraph, AssetKeyRef, AssetRef, DepsChange};
 pub use tables::{CaseMode, TableId, TableIndex, TableMatch, TableQuery, TableRef};

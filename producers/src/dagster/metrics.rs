@@ -5,9 +5,9 @@
 //! | `lineage_bus_producer_dagster_records_published_total` | `event_type` (normalised type, e.g. `RUN_START`, `OTHER`) | events committed to the events topic |
 //! | `lineage_bus_producer_dagster_dead_letters_total` | | unparseable rows committed to the dead-letter topic |
 //! | `lineage_bus_producer_dagster_transactions_total` | | Kafka transactions committed (one per batch) |
-//! | `lineage_bus_producer_dagster_cursor_position` | | committed storage id (every id up to it is published) |
-//! | `lineage_bus_producer_dagster_lag_rows` | | largest storage id in the table minus the position read (at most two batches ahead of the committed one) |
-//! | `lineage_bus_producer_dagster_poll_duration_seconds` | | time of one poll's PostgreSQL queries |
+//! | `lineage_bus_producer_dagster_cursor_position` | | committed storage id (every id up to it is published); run-sharded SQLite: rows published (each shard has its own id) |
+//! | `lineage_bus_producer_dagster_lag_rows` | | largest storage id in the table minus the position read (at most two batches ahead of the committed one); run-sharded SQLite: the sum over shards |
+//! | `lineage_bus_producer_dagster_poll_duration_seconds` | | time of one poll's queries (PostgreSQL, or SQLite with the directory listing) |
 
 use std::sync::LazyLock;
 
@@ -56,18 +56,18 @@ impl Metrics {
             .expect("valid metric definition"),
             position: IntGauge::new(
                 "lineage_bus_producer_dagster_cursor_position",
-                "Committed event-log storage id: every id up to it is published",
+                "Committed event-log storage id: every id up to it is published (run-sharded SQLite: rows published)",
             )
             .expect("valid metric definition"),
             lag: IntGauge::new(
                 "lineage_bus_producer_dagster_lag_rows",
-                "Largest storage id in the event log minus the position read",
+                "Rows of the event log above the position read",
             )
             .expect("valid metric definition"),
             poll_duration: Histogram::with_opts(
                 HistogramOpts::new(
                     "lineage_bus_producer_dagster_poll_duration_seconds",
-                    "Time of one poll of the event log (PostgreSQL queries)",
+                    "Time of one poll of the event log",
                 )
                 .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]),
             )

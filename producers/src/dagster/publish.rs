@@ -8,18 +8,22 @@
 //! CPU-bound parsing and Avro encoding) and runs on a blocking thread.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use lineage_bus_core::KafkaConfig;
+use lineage_bus_core::clock::now_ms;
+use lineage_bus_core::topics::first_missing;
 use lineage_schemas::RecordCodec;
 use lineage_schemas::records::{
-    DagsterEvent, DagsterEventType, DeadLetter, DeadLetterKind, SourceCursor,
+    DagsterEvent, DagsterEventType, DeadLetter, DeadLetterKind, SourceCursor, SourceKind,
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::util::Timeout;
 
+use super::cursor::shard_key;
 use super::parse::parse_event;
+use super::run_tags::{self, RunTags};
 use super::tail::{Batch, Row};
 
 /// Most threads parsing and encoding one batch.
@@ -78,8 +82,11 @@ fn kafka(step: &'static str) -> impl FnOnce(KafkaError) -> PublishError {
 pub struct Destination {
     /// Tenant id carried on every record.
     pub tenant: String,
-    /// `postgres:<table>`: what the cursor position counts in.
+    /// `postgres:<table>`, `sqlite:consolidated` or `sqlite:run-sharded`: what the cursor
+    /// position counts in.
     pub source: String,
+    /// The kind of source, carried on every event.
+    pub kind: SourceKind,
     /// Events topic.
     pub events_topic: String,
     /// Cursor topic.
@@ -151,18 +158,13 @@ impl Publisher {
             .client()
             .fetch_metadata(None, Timeout::After(timeout))
             .map_err(kafka("fetch topic metadata"))?;
-        for topic in [
+        let topics = [
             &destination.events_topic,
             &destination.cursor_topic,
             &destination.dead_letter_topic,
-        ] {
-            let exists = metadata
-                .topics()
-                .iter()
-                .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
-            if !exists {
-                return Err(PublishError::MissingTopic(topic.clone()));
-            }
+        ];
+        if let Some(topic) = first_missing(&metadata, topics.map(String::as_str)) {
+            return Err(PublishError::MissingTopic(topic.to_owned()));
         }
         producer
             .init_transactions(Timeout::After(timeout))
@@ -180,24 +182,23 @@ impl Publisher {
         &self.codecs
     }
 
-    /// Parses, encodes and publishes `batch` with its cursor in one transaction. Blocking.
+    /// Parses, encodes and publishes `batch` with its cursor in one transaction; its
+    /// run-lifecycle events carry their run's tags from `tags` ([`run_tags`]). Blocking.
     /// On failure the transaction is aborted; nothing of the batch becomes visible.
-    pub fn publish(&self, batch: &Batch) -> Result<Published, PublishError> {
+    pub fn publish(&self, batch: &Batch, tags: &RunTags) -> Result<Published, PublishError> {
         let started = Instant::now();
-        let records = self.encode_rows(&batch.rows)?;
+        let records = self.encode_rows(&batch.rows, tags)?;
         let encoded = started.elapsed();
         self.producer
             .begin_transaction()
             .map_err(kafka("begin a transaction"))?;
-        let result = self
-            .send_batch(records, batch.position)
-            .and_then(|published| {
-                self.wait_delivered()?;
-                self.producer
-                    .commit_transaction(Timeout::After(self.timeout))
-                    .map_err(kafka("commit the transaction"))?;
-                Ok(published)
-            });
+        let result = self.send_batch(records, batch).and_then(|published| {
+            self.wait_delivered()?;
+            self.producer
+                .commit_transaction(Timeout::After(self.timeout))
+                .map_err(kafka("commit the transaction"))?;
+            Ok(published)
+        });
         match &result {
             Ok(_) => tracing::debug!(
                 rows = batch.rows.len(),
@@ -217,7 +218,7 @@ impl Publisher {
         result
     }
 
-    fn send_batch(&self, records: Vec<Encoded>, position: i64) -> Result<Published, PublishError> {
+    fn send_batch(&self, records: Vec<Encoded>, batch: &Batch) -> Result<Published, PublishError> {
         let mut published = Published::default();
         for record in records {
             let topic = match record.event_type {
@@ -232,24 +233,27 @@ impl Publisher {
             };
             self.send(topic, record.key.as_bytes(), &record.value)?;
         }
-        let cursor = SourceCursor {
-            producer: COMPONENT.to_owned(),
-            tenant: self.destination.tenant.clone(),
-            source: self.destination.source.clone(),
-            position,
-            updated_ms: now_ms(),
-        };
-        let value = self.codecs.cursors.encode(&cursor)?;
-        self.send(
-            &self.destination.cursor_topic,
-            self.destination.cursor_key().as_bytes(),
-            &value,
-        )?;
+        let key = self.destination.cursor_key();
+        let shards = batch
+            .shards
+            .iter()
+            .map(|(shard, position)| (shard_key(&key, shard), *position));
+        for (key, position) in std::iter::once((key.clone(), batch.position)).chain(shards) {
+            let cursor = SourceCursor {
+                producer: COMPONENT.to_owned(),
+                tenant: self.destination.tenant.clone(),
+                source: self.destination.source.clone(),
+                position,
+                updated_ms: now_ms(),
+            };
+            let value = self.codecs.cursors.encode(&cursor)?;
+            self.send(&self.destination.cursor_topic, key.as_bytes(), &value)?;
+        }
         Ok(published)
     }
 
     /// Parses and encodes `rows` in order, on up to [`ENCODE_THREADS`] threads.
-    fn encode_rows(&self, rows: &[Row]) -> Result<Vec<Encoded>, PublishError> {
+    fn encode_rows(&self, rows: &[Row], tags: &RunTags) -> Result<Vec<Encoded>, PublishError> {
         let threads = std::thread::available_parallelism()
             .map_or(1, usize::from)
             .clamp(1, ENCODE_THREADS);
@@ -258,9 +262,9 @@ impl Publisher {
             let mut chunks = rows.chunks(chunk);
             let first = chunks.next().unwrap_or_default();
             let others: Vec<_> = chunks
-                .map(|rows| scope.spawn(move || self.encode_chunk(rows)))
+                .map(|rows| scope.spawn(move || self.encode_chunk(rows, tags)))
                 .collect();
-            let mut encoded = self.encode_chunk(first)?;
+            let mut encoded = self.encode_chunk(first, tags)?;
             for handle in others {
                 let part = handle
                     .join()
@@ -271,15 +275,20 @@ impl Publisher {
         })
     }
 
-    fn encode_chunk(&self, rows: &[Row]) -> Result<Vec<Encoded>, PublishError> {
+    fn encode_chunk(&self, rows: &[Row], tags: &RunTags) -> Result<Vec<Encoded>, PublishError> {
         let tenant = &self.destination.tenant;
         rows.iter()
             .map(|row| match parse_event(tenant, row.id, &row.event) {
-                Ok(event) => Ok(Encoded {
-                    event_type: Some(event.event_type),
-                    key: event.kafka_key(),
-                    value: self.codecs.events.encode(&event)?,
-                }),
+                Ok(mut event) => {
+                    event.source.kind = self.destination.kind;
+                    event.source.shard.clone_from(&row.shard);
+                    run_tags::attach(&mut event, tags);
+                    Ok(Encoded {
+                        event_type: Some(event.event_type),
+                        key: event.kafka_key(),
+                        value: self.codecs.events.encode(&event)?,
+                    })
+                }
                 Err(error) => {
                     tracing::warn!(storage_id = row.id, %error, "dead-lettering an unparseable row");
                     let key = row.run_id.clone().unwrap_or_default();
@@ -293,7 +302,10 @@ impl Publisher {
                         source_topic: None,
                         source_partition: None,
                         source_offset: None,
-                        source_position: Some(format!("{}:{}", self.destination.source, row.id)),
+                        source_position: Some(match &row.shard {
+                            Some(shard) => format!("{}:{shard}:{}", self.destination.source, row.id),
+                            None => format!("{}:{}", self.destination.source, row.id),
+                        }),
                         original_key: (!key.is_empty()).then(|| key.as_bytes().to_vec()),
                         original_value: Some(row.event.as_bytes().to_vec()),
                         attempts: 1,
@@ -346,11 +358,4 @@ impl Publisher {
             }
         }
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
 }

@@ -41,11 +41,17 @@
 //!
 //! A gap costs one extra `pg_locks` query and, while writers are busy, a poll or two of delay
 //! for the rows above it. Deleted runs leave permanent gaps that clear on the next poll.
+//!
+//! The runs' tags come from `run_tags` beside the event-log table (same schema), one query per
+//! batch ([`Tail::run_tags`], see [`super::run_tags`]); without that table (an event log kept
+//! apart from its run storage) run events carry no run tags, and a warning says so.
 
 use std::collections::HashSet;
 use std::time::Instant;
 
 use tokio_postgres::{Client, NoTls, Statement};
+
+use super::run_tags::RunTags;
 
 /// Connection timeout unless the URL sets `connect_timeout`.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -94,6 +100,9 @@ pub struct Row {
     pub run_id: Option<String>,
     /// Dagster's serialized `EventLogEntry`.
     pub event: String,
+    /// The SQLite run shard the row was read from (run-sharded SQLite storage only; the id
+    /// counts within it).
+    pub shard: Option<String>,
 }
 
 /// Rows to publish and the position they bring the cursor to.
@@ -102,8 +111,10 @@ pub struct Batch {
     /// Contiguous rows in id order.
     pub rows: Vec<Row>,
     /// The cursor once these rows are published (may exceed the last row's id when proven
-    /// gaps are skipped).
+    /// gaps are skipped). Run-sharded SQLite: the count of rows published.
     pub position: i64,
+    /// Run-sharded SQLite: the shards these rows advance and their last id once published.
+    pub shards: Vec<(String, i64)>,
 }
 
 /// Gaps below `below` waiting for their guard transactions to end.
@@ -120,6 +131,8 @@ struct Session {
     read: Statement,
     locks: Statement,
     max_id: Statement,
+    /// Tags of a set of runs; `None` when there is no `run_tags` table beside the event log.
+    tags: Option<Statement>,
     oid: u32,
 }
 
@@ -138,8 +151,8 @@ pub struct Tail {
 pub struct Poll {
     /// Rows accepted (possibly none).
     pub batch: Batch,
-    /// The largest id in the table, for the lag metric.
-    pub max_id: i64,
+    /// Rows known to be waiting above the position read, for the lag metric.
+    pub lag: i64,
     /// An unresolved gap holds rows back: poll again soon.
     pub gap_pending: bool,
     /// How long the poll's queries took.
@@ -210,14 +223,53 @@ impl Tail {
             .prepare(&format!("SELECT coalesce(max(id), 0) FROM {}", self.table))
             .await
             .map_err(pg("prepare the max query"))?;
+        let tags = prepare_tags(&client, &self.table).await?;
         self.session = Some(Session {
             client,
             read,
             locks,
             max_id,
+            tags,
             oid,
         });
         Ok(())
+    }
+
+    /// The tags of `run_ids` from `run_tags` (one query); none without that table.
+    pub async fn run_tags(&mut self, run_ids: &[String]) -> Result<RunTags, TailError> {
+        if run_ids.is_empty() {
+            return Ok(RunTags::new());
+        }
+        self.connect().await?;
+        let session = self
+            .session
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("connect() leaves a session"));
+        let Some(statement) = &session.tags else {
+            return Ok(RunTags::new());
+        };
+        let rows = session
+            .client
+            .query(statement, &[&run_ids])
+            .await
+            .map_err(pg("read run tags"))?;
+        let mut tags = RunTags::new();
+        for row in rows {
+            let decode = || -> Result<_, tokio_postgres::Error> {
+                Ok((
+                    row.try_get::<_, String>(0)?,
+                    row.try_get::<_, Option<String>>(1)?,
+                    row.try_get::<_, Option<String>>(2)?,
+                ))
+            };
+            let (run_id, key, value) = decode().map_err(pg("decode a run tag"))?;
+            if let Some(key) = key {
+                tags.entry(run_id)
+                    .or_default()
+                    .insert(key, value.unwrap_or_default());
+            }
+        }
+        Ok(tags)
     }
 
     /// Drops the connection (after an error); the next [`Tail::connect`] opens a new one.
@@ -250,6 +302,7 @@ impl Tail {
                     id: row.try_get(0)?,
                     run_id: row.try_get(1)?,
                     event: row.try_get(2)?,
+                    shard: None,
                 })
             })
             .collect::<Result<Vec<Row>, tokio_postgres::Error>>()
@@ -285,8 +338,9 @@ impl Tail {
             batch: Batch {
                 rows: step.accepted,
                 position: self.position,
+                shards: Vec::new(),
             },
-            max_id,
+            lag: (max_id - self.position).max(0),
             gap_pending: self.pending.is_some(),
             elapsed: started.elapsed(),
         })
@@ -304,6 +358,34 @@ async fn locks(session: &Session) -> Result<HashSet<String>, TailError> {
         .iter()
         .filter_map(|row| row.get::<_, Option<String>>(0))
         .collect())
+}
+
+/// Prepares the run-tags query on `run_tags` in the schema of the event-log `table` (quoted);
+/// `None` (logged) when that table does not exist.
+async fn prepare_tags(client: &Client, table: &str) -> Result<Option<Statement>, TailError> {
+    let tags_table = match table.rsplit_once('.') {
+        Some((schema, _)) => format!("{schema}.\"run_tags\""),
+        None => "\"run_tags\"".to_owned(),
+    };
+    let exists: bool = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&tags_table])
+        .await
+        .map_err(pg("look for the run_tags table"))?
+        .get(0);
+    if !exists {
+        tracing::warn!(
+            table = tags_table,
+            "no run_tags table beside the event log: run events carry no run tags"
+        );
+        return Ok(None);
+    }
+    let statement = client
+        .prepare(&format!(
+            "SELECT run_id, key, value FROM {tags_table} WHERE run_id = ANY($1)"
+        ))
+        .await
+        .map_err(pg("prepare the run-tags query"))?;
+    Ok(Some(statement))
 }
 
 /// Refuses a sequence that hands out ids in blocks: the gap proof needs ids in time order.
@@ -403,6 +485,7 @@ mod tests {
                 id,
                 run_id: Some("r".into()),
                 event: String::new(),
+                shard: None,
             })
             .collect()
     }

@@ -1,20 +1,28 @@
-//! The OpenMetadata REST client: paged listings with bearer auth, timeouts, and retries with
-//! exponential backoff and jitter on 5xx, 429 (honouring `Retry-After`) and transport errors.
+//! The OpenMetadata REST client: paged listings, tables by id and change events, with bearer
+//! auth, timeouts, and retries with exponential backoff and jitter on 5xx, 429 (honouring
+//! `Retry-After`) and transport errors.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
+use backon::Retryable;
+use reqwest::header::{AUTHORIZATION, HeaderMap};
 use reqwest::{StatusCode, Url};
 use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
+use tokio::sync::watch;
 
 use super::config::OpenMetadataConfig;
+use super::events::{ChangeEvent, EventList};
 use super::metrics::METRICS;
 use super::snapshot::{ApiTable, Database, Page};
+use crate::http_client;
 
-/// The longest `Retry-After` honoured; longer ones are cut to this.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+/// The first retry's delay; each further one doubles (up to 30 s), and a random jitter adds up
+/// to as much again.
+pub const RETRY_MIN_DELAY: Duration = Duration::from_millis(200);
+/// The longest delay between two retries (without `Retry-After`).
+const RETRY_MAX_DELAY: Duration = Duration::from_secs(30);
 
 /// A failed OpenMetadata request.
 #[derive(Debug, thiserror::Error)]
@@ -32,14 +40,16 @@ pub enum ClientError {
         /// The server's message.
         message: String,
     },
-    /// 403: the token's principal may not read tables.
+    /// 403: the token's principal lacks a permission.
     #[error(
-        "OpenMetadata at {url} answered 403 Forbidden: the bot of the configured jwt_token lacks a role that may \
-         view tables and databases (give it e.g. the DataConsumer role or a ViewAll policy) (server said: {message})"
+        "OpenMetadata at {url} answered 403 Forbidden: the bot of the configured jwt_token lacks the permission \
+         to {permission} (give it e.g. the DataConsumer role or a ViewAll policy) (server said: {message})"
     )]
     Forbidden {
         /// Request URL.
         url: String,
+        /// The permission missing, e.g. `view tables (ViewBasic on table)`.
+        permission: &'static str,
         /// The server's message.
         message: String,
     },
@@ -116,18 +126,15 @@ impl ClientError {
     }
 }
 
-/// Parses a `Retry-After` value: delay seconds or an HTTP date.
-pub(crate) fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER));
+/// The permission a GET of `path` needs, for the 403 message.
+fn permission_of(path: &str) -> &'static str {
+    if path.contains("/api/v1/events") {
+        "read change events (GET /api/v1/events; ViewAll on the event resources)"
+    } else if path.contains("/api/v1/databases") {
+        "view databases (ViewBasic on database)"
+    } else {
+        "view tables with their columns, tags and owners (ViewBasic on table)"
     }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(
-        at.duration_since(now)
-            .unwrap_or_default()
-            .min(MAX_RETRY_AFTER),
-    )
 }
 
 /// A client of one OpenMetadata server.
@@ -137,6 +144,8 @@ pub struct OpenMetadataClient {
     base: Url,
     has_token: bool,
     max_retries: usize,
+    /// Set to false when OpenMetadata cannot be reached or answers 5xx.
+    ready: Option<Arc<watch::Sender<bool>>>,
 }
 
 impl OpenMetadataClient {
@@ -149,26 +158,62 @@ impl OpenMetadataClient {
         }
         let mut headers = HeaderMap::new();
         if let Some(token) = &config.jwt_token {
-            let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
+            let value = http_client::secret_header(&format!("Bearer {}", token.expose_secret()))
                 .map_err(|_| {
                     ClientError::Config("jwt_token holds characters not allowed in a header".into())
                 })?;
-            value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
-        let http = reqwest::Client::builder()
-            .default_headers(headers)
-            .timeout(config.request_timeout)
-            .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("lineage-bus/", env!("CARGO_PKG_VERSION")))
-            .build()
+        let http = http_client::build(headers, config.request_timeout)
             .map_err(|e| ClientError::Config(format!("building the HTTP client: {e}")))?;
         Ok(Self {
             http,
             base,
             has_token: config.jwt_token.is_some(),
             max_retries: config.max_retries,
+            ready: None,
         })
+    }
+
+    /// Reports every failure to reach OpenMetadata (transport errors, 5xx) as not ready on
+    /// `ready`, at once (not after the retries).
+    pub fn with_readiness(mut self, ready: Arc<watch::Sender<bool>>) -> Self {
+        self.ready = Some(ready);
+        self
+    }
+
+    /// The table events since `since_ms` (inclusive, OpenMetadata's `timestamp` parameter),
+    /// oldest first: creations, updates, restores, soft and hard deletions.
+    pub async fn events(&self, since_ms: i64) -> Result<Vec<ChangeEvent>, ClientError> {
+        let query = [
+            ("entityCreated", "table".to_owned()),
+            ("entityUpdated", "table".to_owned()),
+            ("entityRestored", "table".to_owned()),
+            ("entityDeleted", "table".to_owned()),
+            ("timestamp", since_ms.max(0).to_string()),
+        ];
+        let mut events = self
+            .get_json::<EventList>("api/v1/events", &query)
+            .await?
+            .data;
+        // OpenMetadata sorts them; a stable sort keeps the order of equal timestamps.
+        events.sort_by_key(|e| e.timestamp);
+        Ok(events)
+    }
+
+    /// The table `id` with columns, tags and owners, deleted or not; `None` when it does not
+    /// exist (hard-deleted).
+    pub(crate) async fn table_by_id(&self, id: &str) -> Result<Option<ApiTable>, ClientError> {
+        let query = [
+            ("fields", "columns,tags,owners".to_owned()),
+            ("include", "all".to_owned()),
+        ];
+        let path = format!("api/v1/tables/{id}");
+        match self.get_json(&path, &query).await {
+            Ok(table) => Ok(Some(table)),
+            Err(ClientError::Status { status, .. }) if status == StatusCode::NOT_FOUND => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// One page of tables (`include=all`, columns, tags and owners), optionally of one
@@ -222,15 +267,12 @@ impl OpenMetadataClient {
             .map_err(|e| ClientError::Config(format!("joining {path}: {e}")))?;
         url.query_pairs_mut()
             .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(200))
-            .with_max_delay(Duration::from_secs(30))
-            .with_max_times(self.max_retries)
-            .with_jitter();
+        let backoff = http_client::backoff(RETRY_MIN_DELAY, RETRY_MAX_DELAY, self.max_retries);
         let body = (|| self.get_once(url.clone()))
             .retry(backoff)
             .when(ClientError::is_retryable)
-            .adjust(|e: &ClientError, delay| e.retry_after().or(delay))
+            // `Retry-After` replaces the backoff's delay, within the retry budget
+            .adjust(|e: &ClientError, delay| delay.map(|d| e.retry_after().unwrap_or(d)))
             .notify(|e: &ClientError, delay| {
                 tracing::warn!(error = %e, ?delay, "openmetadata request failed; retrying");
             })
@@ -243,8 +285,17 @@ impl OpenMetadataClient {
 
     async fn get_once(&self, url: Url) -> Result<Vec<u8>, ClientError> {
         let result = self.request(url).await;
-        if let Err(e) = &result {
-            METRICS.api_errors.with_label_values(&[e.class()]).inc();
+        match &result {
+            Ok(_) => METRICS.reachable.set(1),
+            Err(e) => {
+                METRICS.api_errors.with_label_values(&[e.class()]).inc();
+                if matches!(e.class(), "transport" | "5xx") {
+                    METRICS.reachable.set(0);
+                    if let Some(ready) = &self.ready {
+                        ready.send_replace(false);
+                    }
+                }
+            }
         }
         result
     }
@@ -260,11 +311,7 @@ impl OpenMetadataClient {
         if status.is_success() {
             return Ok(response.bytes().await.map_err(transport)?.to_vec());
         }
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+        let retry_after = http_client::retry_after(response.headers());
         let text = response.text().await.unwrap_or_default();
         let message = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
@@ -281,6 +328,7 @@ impl OpenMetadataClient {
                 message,
             },
             StatusCode::FORBIDDEN => ClientError::Forbidden {
+                permission: permission_of(url.path()),
                 url: shown,
                 message,
             },
@@ -297,24 +345,7 @@ impl OpenMetadataClient {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
     use super::*;
-
-    #[test]
-    fn retry_after_seconds_and_dates() {
-        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after("99999", now), Some(MAX_RETRY_AFTER));
-        let later = httpdate::fmt_http_date(now + Duration::from_secs(12));
-        assert_eq!(
-            parse_retry_after(&later, now),
-            Some(Duration::from_secs(12))
-        );
-        let past = httpdate::fmt_http_date(now - Duration::from_secs(12));
-        assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after("soon", SystemTime::now()), None);
-    }
 
     #[test]
     fn which_errors_retry_and_which_stop_the_producer() {
@@ -333,5 +364,12 @@ mod tests {
         };
         assert!(unauthorized.is_fatal() && !unauthorized.is_retryable());
         assert!(unauthorized.to_string().contains("no token configured"));
+        let forbidden = ClientError::Forbidden {
+            url: "u".into(),
+            permission: permission_of("/api/v1/events"),
+            message: String::new(),
+        };
+        assert!(forbidden.is_fatal() && forbidden.to_string().contains("read change events"));
+        assert!(permission_of("/api/v1/tables/x").contains("view tables"));
     }
 }

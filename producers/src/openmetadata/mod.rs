@@ -2,26 +2,42 @@
 //! [`TableSnapshot`]s, key = table FQN.
 //!
 //! At start the producer fences any earlier instance (Kafka transactions, one transactional
-//! id), reads the topic to its end (read_committed) into FQN → content hash, then polls: every
-//! `poll_interval` it lists the catalog (`GET /api/v1/tables?fields=columns,tags,owners&
-//! include=all`, paged with `after` cursors; with `services` set, per database of those
-//! services) and publishes only what differs from the topic: new and changed tables as
-//! snapshots, deleted ones as tombstones. A soft-deleted table is tombstoned (not published
-//! with `deleted = true`): a snapshot in the topic is always a live table, and compaction
-//! removes the key. A hard-deleted table is tombstoned because the full listing no longer has
-//! it. Each page's changes are one Kafka transaction; tombstones are written only after a
-//! complete listing, so a failed or interrupted poll never deletes anything. A crash at any
-//! point is repaired by the next start, which compares the catalog with what the topic holds.
+//! id), reads the topic to its end (read_committed) into FQN → (table id, fingerprint) and its
+//! two cursors from the cursor topic, then polls (see [`poll`]):
+//!
+//! - every `poll_interval`, OpenMetadata's change events since the event cursor
+//!   (`GET /api/v1/events?entityCreated=table&entityUpdated=table&entityRestored=table&
+//!   entityDeleted=table&timestamp=`): the tables they name are read again by id and only what
+//!   differs from the topic is published, new and changed tables as snapshots, deleted ones as
+//!   tombstones, with the moved cursor in the same Kafka transaction;
+//! - at start without a cursor, then every `full_relist_interval` (across restarts: the start
+//!   of the last complete listing is a cursor too), a full listing (`GET /api/v1/tables?
+//!   fields=columns,tags,owners&include=all`, paged with `after` cursors; with `services` set,
+//!   per database of those services) that reconciles the topic with the catalog and
+//!   tombstones what the listing no longer has: the safety net for events OpenMetadata lost or
+//!   purged, restores older servers do not report, and clock differences beyond
+//!   `event_overlap`.
+//!
+//! A soft-deleted table is tombstoned (not published with `deleted = true`): a snapshot in the
+//! topic is always a live table, and compaction removes the key. Tombstones for tables absent
+//! from a listing are written only after the complete listing, so an interrupted poll never
+//! deletes anything. Whether a table changed is decided on (id, version, updatedAt), never by
+//! encoding it: an unchanged catalog publishes nothing. A crash at any point loses nothing: the
+//! snapshots and the cursor that covers them commit together, and a restart reads the events
+//! again from the committed cursor.
 //!
 //! With `services` set, only keys of those services are ever tombstoned: tables of services
 //! removed from the setting stay in the topic until deleted by hand.
 //!
 //! Config keys: see [`config`]; metrics: see [`metrics`]. Readiness is true after a poll
-//! succeeded and false while OpenMetadata cannot be read (the producer keeps retrying);
-//! 401/403 stop the role with an error naming what is missing.
+//! succeeded and false from the first failed request while OpenMetadata cannot be reached or
+//! answers 5xx (the producer keeps retrying); 401/403 stop the role with an error naming what
+//! is missing.
 
 pub mod client;
 pub mod config;
+mod cursor;
+pub mod events;
 pub mod metrics;
 mod poll;
 mod publisher;
@@ -33,8 +49,9 @@ use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
 use lineage_bus_core::KafkaConfig;
+use lineage_bus_core::clock::now_ms;
 use lineage_bus_core::compacted::CompactedError;
-use lineage_schemas::records::TableSnapshot;
+use lineage_schemas::records::{SourceCursor, TableSnapshot};
 use lineage_schemas::{CodecError, RecordCodec, RegistryClient};
 use rdkafka::error::KafkaError;
 use tokio::sync::watch;
@@ -44,9 +61,11 @@ pub use client::{ClientError, OpenMetadataClient};
 pub use config::OpenMetadataConfig;
 pub use poll::PollStats;
 
+use cursor::Cursors;
 use metrics::METRICS;
 use poll::Poller;
 use publisher::Publisher;
+use state::Index;
 
 /// The Kafka client role name (`client.id` suffix).
 const ROLE: &str = "producer-openmetadata";
@@ -115,51 +134,104 @@ pub async fn run(
     ready: watch::Sender<bool>,
     shutdown: CancellationToken,
 ) -> Result<(), OpenMetadataError> {
-    let client = OpenMetadataClient::new(&config)?;
-    let codec = tokio::select! {
+    let ready = Arc::new(ready);
+    let client = OpenMetadataClient::new(&config)?.with_readiness(Arc::clone(&ready));
+    let (codec, cursor_codec) = tokio::select! {
         () = shutdown.cancelled() => return Ok(()),
-        codec = register(registry, &config.topic) => Arc::new(codec?),
+        codecs = async {
+            let snapshots = register::<TableSnapshot>(registry.clone(), &config.topic).await?;
+            let cursors = register::<SourceCursor>(registry, &config.cursor_topic).await?;
+            Ok::<_, OpenMetadataError>((snapshots, cursors))
+        } => codecs?,
     };
     let publisher = Publisher::new(
         kafka.transactional_producer_config(ROLE, &config.transactional_id),
         &config.topic,
+        &config.cursor_topic,
         KAFKA_TIMEOUT,
     )
     .await?;
     let started = Instant::now();
-    let Some(known) =
-        state::read_topic(&kafka, &config.topic, &codec, KAFKA_TIMEOUT, &shutdown).await?
+    let Some(known) = state::read_topic(
+        &kafka,
+        &config.topic,
+        &codec,
+        &tenant,
+        KAFKA_TIMEOUT,
+        &shutdown,
+    )
+    .await?
     else {
+        return Ok(());
+    };
+    let cursors = Cursors::new(cursor_codec, &config.cursor_topic, &tenant, &config.topic);
+    let Some(positions) = cursors.load(&kafka, KAFKA_TIMEOUT, &shutdown).await? else {
         return Ok(());
     };
     tracing::info!(
         topic = %config.topic,
         tables = known.len(),
+        event_cursor = ?positions.events,
+        last_listing = ?positions.listing,
+        cursor_topic = %cursors.topic(),
         elapsed_ms = started.elapsed().as_millis() as u64,
-        "snapshots topic read"
+        "snapshots topic and cursors read"
     );
+    let relist = config.full_relist_interval;
+    // The next full listing: `full_relist_interval` after the start of the last complete one.
+    let mut next_listing = match positions.listing {
+        Some(at) if positions.events.is_some() => {
+            let age = Duration::from_millis(now_ms().saturating_sub(at).max(0) as u64);
+            Instant::now() + relist.saturating_sub(age)
+        }
+        _ => Instant::now(),
+    };
     let mut poller = Poller {
         client,
-        codec,
+        codec: Arc::new(codec),
         publisher,
+        cursors,
         tenant,
         services: config.services.clone(),
         page_size: config.page_size.max(1),
-        known,
+        event_fetch_limit: config.event_fetch_limit,
+        event_overlap_ms: config.event_overlap.as_millis() as i64,
+        index: Index::new(known),
+        positions,
     };
     METRICS.live.set(poller.live() as i64);
     loop {
         let started = Instant::now();
-        match poller.poll(&shutdown).await {
+        let result = if started >= next_listing {
+            let reason = if poller.positions.events.is_none() {
+                "start"
+            } else {
+                "interval"
+            };
+            poller.listing(reason, &shutdown).await
+        } else {
+            poller.events(&shutdown).await
+        };
+        match result {
             Ok(None) => break,
             Ok(Some(stats)) => {
                 let elapsed = started.elapsed();
+                if stats.listing {
+                    next_listing = started + relist;
+                }
                 METRICS.poll_duration.observe(elapsed.as_secs_f64());
                 METRICS.polls.with_label_values(&["ok"]).inc();
                 METRICS.live.set(poller.live() as i64);
+                if let Some(cursor) = poller.positions.events {
+                    METRICS
+                        .event_lag
+                        .set(now_ms().saturating_sub(cursor) as f64 / 1000.0);
+                }
                 stats.record();
                 ready.send_replace(true);
                 tracing::info!(
+                    listing = stats.listing,
+                    events = stats.events,
                     published = stats.published,
                     tombstoned = stats.tombstoned,
                     unchanged = stats.unchanged,
@@ -188,18 +260,18 @@ pub async fn run(
     Ok(())
 }
 
-/// Registers the snapshot schema for `topic`, retrying while the registry is unreachable
-/// (it may be starting beside this role).
-async fn register(
+/// Registers `T`'s schema for `topic`, retrying while the registry is unreachable (it may be
+/// starting beside this role).
+async fn register<T: lineage_schemas::AvroRecord>(
     registry: RegistryClient,
     topic: &str,
-) -> Result<RecordCodec<TableSnapshot>, OpenMetadataError> {
+) -> Result<RecordCodec<T>, OpenMetadataError> {
     let backoff = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(200))
         .with_max_delay(Duration::from_secs(5))
         .with_max_times(20)
         .with_jitter();
-    (|| RecordCodec::<TableSnapshot>::for_topic(registry.clone(), topic))
+    (|| RecordCodec::<T>::for_topic(registry.clone(), topic))
         .retry(backoff)
         .when(CodecError::is_retryable)
         .notify(|e, delay| tracing::warn!(error = %e, ?delay, "schema registry not reachable; retrying"))

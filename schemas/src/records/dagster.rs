@@ -66,6 +66,24 @@ pub enum DagsterEventType {
     Other,
 }
 
+impl DagsterEventType {
+    /// True for the run-lifecycle events (`RUN_ENQUEUED` … `RUN_CANCELED`): the events that
+    /// carry the run's tags.
+    pub fn is_run_event(self) -> bool {
+        matches!(
+            self,
+            Self::RunEnqueued
+                | Self::RunDequeued
+                | Self::RunStarting
+                | Self::RunStart
+                | Self::RunSuccess
+                | Self::RunFailure
+                | Self::RunCanceling
+                | Self::RunCanceled
+        )
+    }
+}
+
 /// Severity of an asset check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -131,7 +149,8 @@ pub struct DagsterEvent {
     pub description: Option<String>,
     /// Typed metadata entries.
     pub metadata: Vec<MetadataEntry>,
-    /// Event or run tags.
+    /// Event tags (asset events) or, on run-lifecycle events
+    /// ([`DagsterEventType::is_run_event`]), the run's tags from Dagster's run storage.
     pub tags: BTreeMap<String, String>,
     /// Check details on check events.
     pub check: Option<AssetCheck>,

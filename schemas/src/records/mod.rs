@@ -6,6 +6,7 @@ mod dagster;
 mod dead_letter;
 mod metadata;
 mod openmetadata;
+mod resolution;
 
 pub use cursor::SourceCursor;
 pub use dagster::{
@@ -21,3 +22,4 @@ pub use openmetadata::{
     OpenMetadataOperation, Operation, Origin, PipelineTask, TableSnapshot, TaskStatus,
     UpsertClassification, UpsertPipeline, UpsertPipelineService, UpsertTag,
 };
+pub use resolution::{ResolutionCandidate, ResolutionLookup, ResolutionReport};

@@ -21,7 +21,6 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use lineage_bus_core::KafkaConfig;
-use lineage_schemas::records::DeadLetterKind;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
@@ -39,7 +38,7 @@ use crate::delivery::offsets::{OffsetTracker, Partition};
 use crate::delivery::ordering::KeyedScheduler;
 use crate::delivery::pause::{FlowChange, FlowControl};
 use crate::delivery::progress::{self, Progress};
-use crate::delivery::retry::{AttemptError, RetryPolicy};
+use crate::delivery::retry::{AttemptError, RetryPolicy, RetryReason};
 use crate::delivery::start::{self, ReplayRange, StartFrom};
 use crate::delivery::{Destination, SinkRecord, TENANT_HEADER};
 use crate::error::{SinkError, kafka};
@@ -289,9 +288,9 @@ impl<D: Destination> Deliverer<D> {
                     self.metrics
                         .attempt(AttemptResult::Retryable, started.elapsed());
                     self.metrics.retried(reason);
-                    let Some(delay) = schedule.next_delay(retry_after) else {
+                    let Some(delay) = schedule.next_delay(reason, retry_after) else {
                         break Rejection {
-                            kind: DeadLetterKind::Other,
+                            kind: reason.give_up_kind(),
                             status: None,
                             body: None,
                             reason: format!("gave up after {attempts} attempts: {detail}"),
@@ -324,7 +323,9 @@ impl<D: Destination> Deliverer<D> {
                 Ok(()) => return Some(Outcome::DeadLettered),
                 Err(error) => {
                     warn!(position = %record.position(), %error, "dead-letter write failed; retrying");
-                    let delay = schedule.next_delay(None).unwrap_or(Duration::from_secs(1));
+                    let delay = schedule
+                        .next_delay(RetryReason::Io, None)
+                        .unwrap_or(Duration::from_secs(1));
                     if !self.wait(delay).await {
                         return None;
                     }

@@ -10,6 +10,7 @@ pub mod pause;
 pub mod progress;
 pub mod retry;
 pub mod start;
+pub mod tenants;
 
 use std::future::Future;
 

@@ -3,7 +3,11 @@
 //! and when to give up (never, by default).
 //!
 //! Retryable: HTTP 5xx, 429 and 408, timeouts and connection errors. Every other 4xx (and any
-//! unexpected status) is permanent: the record goes to the dead-letter topic.
+//! unexpected status) is permanent: the record goes to the dead-letter topic. A destination may
+//! classify more as retryable (the OpenMetadata sink: a reference that does not exist yet, a
+//! refused token); [`RetryPolicy::with_limit`] bounds how long one reason is retried.
+
+use std::collections::BTreeMap;
 
 use std::time::{Duration, SystemTime};
 
@@ -13,7 +17,7 @@ use lineage_schemas::records::DeadLetterKind;
 use crate::config::RetryConfig;
 
 /// Why an attempt is worth retrying; a metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum RetryReason {
     /// HTTP 5xx.
     ServerError,
@@ -25,6 +29,12 @@ pub enum RetryReason {
     Connect,
     /// A local failure that may pass (e.g. a full disk, a Kafka hiccup).
     Io,
+    /// The record refers to an entity the backend does not have yet (written by another
+    /// record, maybe on another partition).
+    MissingReference,
+    /// The backend refused the credentials (401/403): a configuration problem, not the
+    /// record's, so the record waits instead of being dead-lettered.
+    Unauthorized,
 }
 
 impl RetryReason {
@@ -36,6 +46,16 @@ impl RetryReason {
             RetryReason::Timeout => "timeout",
             RetryReason::Connect => "connect",
             RetryReason::Io => "io",
+            RetryReason::MissingReference => "missing_reference",
+            RetryReason::Unauthorized => "unauthorized",
+        }
+    }
+
+    /// The dead letter's kind when retrying for this reason gives up.
+    pub fn give_up_kind(self) -> DeadLetterKind {
+        match self {
+            RetryReason::MissingReference => DeadLetterKind::Unresolvable,
+            _ => DeadLetterKind::Other,
         }
     }
 }
@@ -103,12 +123,24 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
     config: RetryConfig,
+    limits: BTreeMap<RetryReason, Duration>,
 }
 
 impl RetryPolicy {
     /// A policy from `[…retry]`.
     pub fn new(config: RetryConfig) -> Self {
-        Self { config }
+        Self {
+            config,
+            limits: BTreeMap::new(),
+        }
+    }
+
+    /// Gives up on a record once failures for `reason` alone waited more than `limit` (besides
+    /// `max_elapsed`, which counts every wait).
+    #[must_use]
+    pub fn with_limit(mut self, reason: RetryReason, limit: Duration) -> Self {
+        self.limits.insert(reason, limit);
+        self
     }
 
     /// The schedule of one record's retries.
@@ -123,6 +155,11 @@ impl RetryPolicy {
             backoff: Box::new(backoff),
             max_elapsed: self.config.max_elapsed,
             max_retry_after: self.config.max_retry_after,
+            limits: self
+                .limits
+                .iter()
+                .map(|(&reason, &limit)| (reason, (limit, Duration::ZERO)))
+                .collect(),
             waited: Duration::ZERO,
         }
     }
@@ -133,6 +170,8 @@ pub struct RetrySchedule {
     backoff: Box<dyn Iterator<Item = Duration> + Send>,
     max_elapsed: Option<Duration>,
     max_retry_after: Duration,
+    /// Per reason: the limit and how long failures for it waited so far.
+    limits: BTreeMap<RetryReason, (Duration, Duration)>,
     waited: Duration,
 }
 
@@ -146,9 +185,13 @@ impl std::fmt::Debug for RetrySchedule {
 }
 
 impl RetrySchedule {
-    /// The wait before the next attempt after a retryable failure that asked for
+    /// The wait before the next attempt after a failure for `reason` that asked for
     /// `retry_after`; `None` when the policy gives up.
-    pub fn next_delay(&mut self, retry_after: Option<Duration>) -> Option<Duration> {
+    pub fn next_delay(
+        &mut self,
+        reason: RetryReason,
+        retry_after: Option<Duration>,
+    ) -> Option<Duration> {
         let backoff = self.backoff.next()?;
         let delay = match retry_after {
             Some(asked) => asked.min(self.max_retry_after),
@@ -158,6 +201,12 @@ impl RetrySchedule {
             && self.waited + delay > max
         {
             return None;
+        }
+        if let Some((limit, waited)) = self.limits.get_mut(&reason) {
+            if *waited + delay > *limit {
+                return None;
+            }
+            *waited += delay;
         }
         self.waited += delay;
         Some(delay)
@@ -228,7 +277,7 @@ mod tests {
     fn backoff_grows_with_jitter_within_bounds_and_never_gives_up_by_default() {
         let mut schedule = policy(None).schedule();
         let delays: Vec<Duration> = (0..200)
-            .map(|_| schedule.next_delay(None).unwrap())
+            .map(|_| schedule.next_delay(RetryReason::ServerError, None).unwrap())
             .collect();
         assert!(delays[0] >= Duration::from_millis(100) && delays[0] < Duration::from_millis(200));
         // Capped at max_backoff; backon's jitter adds up to 100% of the current delay.
@@ -247,16 +296,19 @@ mod tests {
     fn retry_after_is_honoured_and_capped() {
         let mut schedule = policy(None).schedule();
         assert_eq!(
-            schedule.next_delay(Some(Duration::from_secs(7))),
+            schedule.next_delay(RetryReason::TooManyRequests, Some(Duration::from_secs(7))),
             Some(Duration::from_secs(7))
         );
         assert_eq!(
-            schedule.next_delay(Some(Duration::from_secs(3600))),
+            schedule.next_delay(
+                RetryReason::TooManyRequests,
+                Some(Duration::from_secs(3600))
+            ),
             Some(Duration::from_secs(60))
         );
         // Retry-After 0 means at once.
         assert_eq!(
-            schedule.next_delay(Some(Duration::ZERO)),
+            schedule.next_delay(RetryReason::TooManyRequests, Some(Duration::ZERO)),
             Some(Duration::ZERO)
         );
     }
@@ -265,10 +317,31 @@ mod tests {
     fn max_elapsed_gives_up() {
         let mut schedule = policy(Some(Duration::from_secs(3))).schedule();
         let mut total = Duration::ZERO;
-        while let Some(delay) = schedule.next_delay(None) {
+        while let Some(delay) = schedule.next_delay(RetryReason::ServerError, None) {
             total += delay;
         }
         assert!(total <= Duration::from_secs(3), "{total:?}");
         assert!(total >= Duration::from_secs(1), "{total:?}");
+    }
+
+    #[test]
+    fn a_reason_limit_gives_up_on_that_reason_only() {
+        let mut schedule = policy(None)
+            .with_limit(RetryReason::MissingReference, Duration::from_secs(1))
+            .schedule();
+        // Other reasons wait past the limit without giving up.
+        for _ in 0..5 {
+            assert!(schedule.next_delay(RetryReason::Connect, None).is_some());
+        }
+        let mut missing = Duration::ZERO;
+        while let Some(delay) = schedule.next_delay(RetryReason::MissingReference, None) {
+            missing += delay;
+        }
+        assert!(missing <= Duration::from_secs(1), "{missing:?}");
+        assert_eq!(
+            RetryReason::MissingReference.give_up_kind(),
+            DeadLetterKind::Unresolvable
+        );
+        assert_eq!(RetryReason::Connect.give_up_kind(), DeadLetterKind::Other);
     }
 }

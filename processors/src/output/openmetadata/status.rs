@@ -1,6 +1,6 @@
 //! One run-level pipeline status per Dagster run, folded from the run's events.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use lineage_schemas::records::{
     AddPipelineStatus, DagsterEvent, DagsterEventType, ExecutionStatus, OpenMetadataOperation,
@@ -24,6 +24,9 @@ pub struct RunStatus {
     status: ExecutionStatus,
     ended_ms: Option<i64>,
     tasks: BTreeMap<String, TaskState>,
+    /// Steps named by other events of the run (an asset planned in a step) that may never
+    /// start; at the run's end they become `Skipped` tasks.
+    planned: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +55,7 @@ impl RunStatus {
             status: ExecutionStatus::Pending,
             ended_ms: None,
             tasks: BTreeMap::new(),
+            planned: BTreeSet::new(),
         }
     }
 
@@ -72,7 +76,20 @@ impl RunStatus {
             T::StepSuccess => self.step(event, ExecutionStatus::Successful, at, true),
             T::StepFailure => self.step(event, ExecutionStatus::Failed, at, true),
             T::StepSkipped => self.step(event, ExecutionStatus::Skipped, at, true),
-            _ => false,
+            _ => {
+                if let Some(step) = event.step_key.as_deref().filter(|s| !s.is_empty()) {
+                    self.planned.insert(step.to_owned());
+                }
+                false
+            }
+        }
+    }
+
+    /// Sets the run's code location (part of the pipeline name) when it is first known: run
+    /// tags may arrive after the run's first event.
+    pub fn set_code_location(&mut self, code_location: Option<&str>) {
+        if self.code_location.is_none() {
+            self.code_location = code_location.map(str::to_owned);
         }
     }
 
@@ -85,14 +102,21 @@ impl RunStatus {
         let before = (self.status, self.ended_ms);
         self.status = status;
         self.ended_ms = Some(at);
-        if status == ExecutionStatus::Failed {
-            // a step still running when its run failed or was canceled never ends by itself
-            for task in self.tasks.values_mut() {
-                if task.status == ExecutionStatus::Pending {
-                    task.status = ExecutionStatus::Failed;
-                    task.end_ms = Some(at);
-                }
+        // a step still running when its run ended never ends by itself (its OpenLineage run
+        // gets an ABORT)
+        for task in self.tasks.values_mut() {
+            if task.status == ExecutionStatus::Pending {
+                task.status = ExecutionStatus::Failed;
+                task.end_ms = Some(at);
             }
+        }
+        // a step that was planned and never started did not run, whatever the run's outcome
+        for step in &self.planned {
+            self.tasks.entry(step.clone()).or_insert(TaskState {
+                status: ExecutionStatus::Skipped,
+                start_ms: None,
+                end_ms: Some(at),
+            });
         }
         before != (self.status, self.ended_ms)
     }

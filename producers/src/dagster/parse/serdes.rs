@@ -90,6 +90,7 @@ pub(crate) struct AssetEventJson<'a> {
     #[serde(borrow)]
     pub metadata: Option<MetadataJson<'a>>,
     pub partition: Option<String>,
+    #[serde(deserialize_with = "tags")]
     pub tags: Option<BTreeMap<String, String>>,
 }
 
@@ -254,6 +255,29 @@ pub(crate) struct ColumnLineageJson {
 pub(crate) struct ColumnDepJson {
     pub asset_key: AssetKeyJson,
     pub column_name: String,
+}
+
+/// Event tags: strings as they are, any other value as its stored JSON text. Dagster's REST
+/// API stores a `data_version` reported as a number or object as it came
+/// (`{"dagster/data_version": 5}`).
+fn tags<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<BTreeMap<String, String>>, D::Error> {
+    let raw: Option<BTreeMap<String, Box<RawValue>>> = Option::deserialize(deserializer)?;
+    raw.map(|tags| {
+        tags.into_iter()
+            .map(|(key, value)| {
+                let text = value.get();
+                let value = if text.starts_with('"') {
+                    serde_json::from_str(text).map_err(de::Error::custom)?
+                } else {
+                    text.to_owned()
+                };
+                Ok((key, value))
+            })
+            .collect()
+    })
+    .transpose()
 }
 
 /// A float that may be one of the quoted non-finite tokens (see [`super::sanitize`]).

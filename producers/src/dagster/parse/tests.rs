@@ -417,3 +417,23 @@ fn malformed_rows_name_the_storage_id_and_the_failure() {
     let err = parse_event("acme", 9, bad_int).unwrap_err();
     assert!(err.reason.contains("metadata entry 'n'"), "{err}");
 }
+
+#[test]
+fn non_string_tags_keep_their_json_text() {
+    // A materialization reported through Dagster's REST API with `"data_version": 5`.
+    let text = r#"{"__class__": "EventLogEntry", "dagster_event": {"__class__": "DagsterEvent", "event_specific_data": {"__class__": "StepMaterializationData", "asset_lineage": [], "materialization": {"__class__": "AssetMaterialization", "asset_key": {"__class__": "AssetKey", "path": ["a"]}, "description": null, "metadata_entries": [], "partition": null, "tags": {"dagster/data_version": 5, "dagster/data_version_is_user_provided": "true", "o": {"b": [1, 2.5]}}}}, "event_type_value": "ASSET_MATERIALIZATION", "logging_tags": {}, "message": null, "pid": null, "pipeline_name": "", "solid_handle": null, "step_handle": null, "step_key": null, "step_kind_value": null}, "error_info": null, "level": 20, "message": "", "pipeline_name": "", "run_id": "", "step_key": null, "timestamp": 1795250820.4449682, "user_message": ""}"#;
+    let event = parse_event("acme", 729, text).unwrap();
+    let tags: Vec<(&str, &str)> = event
+        .tags
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        tags,
+        [
+            ("dagster/data_version", "5"),
+            ("dagster/data_version_is_user_provided", "true"),
+            ("o", r#"{"b": [1, 2.5]}"#)
+        ]
+    );
+}

@@ -1,0 +1,3 @@
+//! The golden test's normalization and diff.
+
+pub mod diff;
