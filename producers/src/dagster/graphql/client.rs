@@ -184,7 +184,8 @@ impl GraphqlClient {
                     GraphqlError::Transport { .. } | GraphqlError::Status { .. }
                 ) && e.is_transient()
             })
-            .adjust(|e: &GraphqlError, delay| e.retry_after().or(delay))
+            // `None` = retries exhausted: a server that keeps sending Retry-After cannot extend them.
+            .adjust(|e: &GraphqlError, delay| delay.map(|d| e.retry_after().unwrap_or(d)))
             .notify(|e: &GraphqlError, delay| {
                 tracing::warn!(error = %e, ?delay, "dagster graphql request failed; retrying");
             })
