@@ -21,7 +21,7 @@ test: ## Every test, against the real testbed services (starts them, runs the sa
 	testbed/dagster/run_jobs_sqlite.sh --if-empty
 	testbed/dagster/run_jobs_sqlite.sh --if-empty --layout consolidated
 	testbed/peer/setup.sh >/dev/null  # dagster-openlineage, the golden test's peer
-	$(MAKE) --no-print-directory test-rust test-contract
+	$(MAKE) --no-print-directory topics test-rust test-contract  # tests on the catalog topics need them
 
 test-rust: ## Rust unit and integration tests (the testbed must be up)
 	source <(testbed/env.sh) && $(CARGO) test --workspace --all-targets --no-fail-fast
@@ -54,6 +54,7 @@ env: ## Print the testbed's addresses as shell exports
 
 topics: ## Create or reconcile the topics on the testbed Kafka
 	source <(testbed/env.sh) && LINEAGE_BUS__KAFKA__BOOTSTRAP_SERVERS=$$KAFKA_BOOTSTRAP \
+	  LINEAGE_BUS__SCHEMA_REGISTRY__URL=$$SCHEMA_REGISTRY_URL \
 	  LINEAGE_BUS__KAFKA__REPLICATION_FACTOR=1 $(CARGO) run --quiet --bin lineage-bus -- topics apply
 
 schema-release: ## Record the working .avsc files as the next released versions

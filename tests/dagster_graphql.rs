@@ -496,8 +496,8 @@ async fn drain(poller: &mut EventPoller) -> usize {
 async fn the_graphql_source_publishes_the_tail_s_events_in_the_same_order_per_run() {
     let expected = tail_records_by_run().await;
     assert!(
-        expected.len() >= 10,
-        "run testbed/dagster/run_jobs.sh first"
+        expected.len() >= 5,
+        "run testbed/dagster/run_jobs.sh first (it finishes 7 runs)"
     );
     let events_topic = common::unique_topic("dagster.events.graphql");
     let cursor_topic = common::unique_topic("dagster.cursors.graphql");
@@ -679,51 +679,60 @@ async fn produce_dagster_over_graphql_reports_readiness_and_metrics() {
         ),
         ("LINEAGE_BUS__TELEMETRY__LOG_LEVEL", "error".to_owned()),
     ];
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lineage-bus"))
-        .args(["produce", "dagster"])
-        .envs(env)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .unwrap();
-    wait_ready_status(admin, 200, &mut child).await;
+    // Killed on drop: a failing assertion leaves no producer running.
+    let mut child = common::Process(
+        std::process::Command::new(env!("CARGO_BIN_EXE_lineage-bus"))
+            .args(["produce", "dagster"])
+            .envs(env)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    wait_ready_status(admin, 200, &mut child.0).await;
     // Both parts read Dagster through the proxy: cut it, readiness falls; restore it, it rises.
     proxy.pause().await;
-    wait_ready_status(admin, 503, &mut child).await;
+    wait_ready_status(admin, 503, &mut child.0).await;
+    // Readiness can fall while a request is still waiting on the cut connection: the failed
+    // request is counted once it times out, so look for it before restoring the connection.
+    wait_for_metric(admin, "lineage_bus_producer_dagster_graphql_errors_total{class=").await;
     proxy.resume().await;
-    wait_ready_status(admin, 200, &mut child).await;
+    wait_ready_status(admin, 200, &mut child.0).await;
 
     for name in [
         "lineage_bus_producer_dagster_records_published_total{event_type=\"RUN_SUCCESS\"}",
         "lineage_bus_producer_dagster_cursor_position",
         "lineage_bus_producer_dagster_poll_duration_seconds_count",
         "lineage_bus_producer_dagster_graphql_request_duration_seconds_count{operation=\"LineageBusRunLogs\"}",
-        "lineage_bus_producer_dagster_graphql_errors_total{class=\"transport\"}",
         "lineage_bus_producer_dagster_graphql_cursor_lag_seconds",
         "lineage_bus_producer_dagster_assets_total{change=\"published\"}",
         "lineage_bus_producer_dagster_assets_live",
     ] {
         // The events of the sample runs are published a settle period after being read.
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let metrics = reqwest::get(format!("http://127.0.0.1:{admin}/metrics"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            if metrics.contains(name) {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{name} missing from /metrics:\n{metrics}"
-            );
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
+        wait_for_metric(admin, name).await;
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
+}
+
+/// Waits (at most a minute) until the role's `/metrics` on `admin` shows `name`.
+async fn wait_for_metric(admin: u16, name: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let metrics = reqwest::get(format!("http://127.0.0.1:{admin}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains(name) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} missing from /metrics:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
 
 /// What a fake GraphQL endpoint answers to a request body: a JSON answer, or `None` for a

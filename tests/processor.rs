@@ -329,9 +329,22 @@ fn start_processor(topics: &Topics, group: &str, txn: &str, max_batch: usize) ->
         )
         .env("LINEAGE_BUS__PROCESS__TOPICS__INGEST", &topics.ingest)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(processor_log(txn)).unwrap())
         .spawn()
         .unwrap()
+}
+
+/// Where the processor started with transactional id `txn` writes its log (shown when a test
+/// fails).
+fn processor_log(txn: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("{txn}.stderr"))
+}
+
+/// The last lines of the log of the processor started with transactional id `txn`.
+fn processor_log_tail(txn: &str) -> String {
+    let log = std::fs::read_to_string(processor_log(txn)).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
 /// Every committed record of `topic` up to its current end: (key, value).
@@ -838,19 +851,19 @@ async fn ingested_openlineage_events_are_validated_and_forwarded() {
         .await;
     }
 
-    let mut child = start_processor(
-        &topics,
-        &common::unique_topic("pg"),
-        &common::unique_topic("ptx"),
-        20,
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let txn = common::unique_topic("ptx");
+    let mut child = start_processor(&topics, &common::unique_topic("pg"), &txn, 20);
+    let deadline = Instant::now() + Duration::from_secs(120);
     let forwarded = loop {
         let records = read_committed(&topics.openlineage).await;
         if records.len() >= 2 {
             break records;
         }
-        assert!(Instant::now() < deadline, "nothing forwarded: {records:?}");
+        assert!(
+            Instant::now() < deadline,
+            "nothing forwarded: {records:?}; processor log:\n{}",
+            processor_log_tail(&txn)
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     // the dead letters of this test's ingest topic

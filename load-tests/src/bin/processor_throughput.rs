@@ -15,7 +15,7 @@
 //! Prints both rates and the ratio. Bounded: at most `--events` records (default 100 000,
 //! capped at 1 000 000), 300 s for the processor, 600 s for the peer; loopback only (the
 //! testbed's Kafka and Schema Registry, `eval "$(testbed/env.sh)"`). Deletes its topics.
-//! `cargo build --release --bin lineage-bus -p load-tests && target/release/processor_throughput`.
+//! `cargo build --release -p lineage-bus -p load-tests && target/release/processor_throughput`.
 #![allow(clippy::print_stdout)] // the scenario's report
 
 use std::path::{Path, PathBuf};
