@@ -695,7 +695,11 @@ async fn produce_dagster_over_graphql_reports_readiness_and_metrics() {
     wait_ready_status(admin, 503, &mut child.0).await;
     // Readiness can fall while a request is still waiting on the cut connection: the failed
     // request is counted once it times out, so look for it before restoring the connection.
-    wait_for_metric(admin, "lineage_bus_producer_dagster_graphql_errors_total{class=").await;
+    wait_for_metric(
+        admin,
+        "lineage_bus_producer_dagster_graphql_errors_total{class=",
+    )
+    .await;
     proxy.resume().await;
     wait_ready_status(admin, 200, &mut child.0).await;
 
