@@ -853,11 +853,10 @@ fn not_ready_while_openmetadata_cannot_be_reached() {
     settings.url = format!("http://127.0.0.1:{port}");
     settings.poll_interval = Duration::from_millis(500);
     let mut producer = Producer::start(&settings);
-    producer.wait_for("ready", Duration::from_secs(60), |p| p.ready().0 == 200);
-    assert_eq!(
-        producer.metric("lineage_bus_producer_openmetadata_reachable"),
-        1.0
-    );
+    // readiness and the reachable gauge are set by different steps of the first poll
+    producer.wait_for("ready and reachable", Duration::from_secs(60), |p| {
+        p.ready().0 == 200 && p.metric("lineage_bus_producer_openmetadata_reachable") == 1.0
+    });
     // OpenMetadata answers 503: not ready at the first failed request, not after the retries
     down.store(true, Ordering::SeqCst);
     let failed = Instant::now();
@@ -869,10 +868,9 @@ fn not_ready_while_openmetadata_cannot_be_reached() {
     );
     let (_, body) = producer.ready();
     assert!(body.contains("produce-openmetadata"), "{body}");
-    assert_eq!(
-        producer.metric("lineage_bus_producer_openmetadata_reachable"),
-        0.0
-    );
+    producer.wait_for("unreachable", Duration::from_secs(10), |p| {
+        p.metric("lineage_bus_producer_openmetadata_reachable") == 0.0
+    });
     producer.wait_for("5xx counted", Duration::from_secs(10), |p| {
         p.metric("lineage_bus_producer_openmetadata_api_errors_total{class=\"5xx\"}") >= 1.0
     });
