@@ -19,14 +19,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::StreamExt;
-use futures::future::try_join_all;
+use rdkafka::client::ClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{DeliveryResult, Message, OwnedMessage};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -135,13 +136,13 @@ pub async fn run<P: BatchProcessor>(
     consumer
         .subscribe(&topics)
         .map_err(kafka(format!("subscribing to {topics:?}")))?;
-    let producer: FutureProducer = kafka_config
+    let producer: TransactionalProducer = kafka_config
         .transactional_producer_config(role, &config.transactional_id)
         .set(
             "transaction.timeout.ms",
             (config.transaction_timeout.as_millis() * 2).to_string(),
         )
-        .create()
+        .create_with_context(FirstDeliveryFailure::default())
         .map_err(kafka("creating the transactional producer"))?;
     let timeout = config.transaction_timeout;
     blocking(&producer, move |p| p.init_transactions(timeout))
@@ -215,7 +216,7 @@ async fn next_batch(
 
 async fn transact<P: BatchProcessor>(
     consumer: &StreamConsumer,
-    producer: &FutureProducer,
+    producer: &TransactionalProducer,
     config: &ExactlyOnceConfig,
     processor: &mut P,
     batch: &[OwnedMessage],
@@ -235,37 +236,85 @@ async fn transact<P: BatchProcessor>(
                 .unwrap_or_else(|| "a wake-up".into()),
             reason: e.to_string(),
         })?;
-    let deliveries = outputs.iter().map(|output| {
-        let mut record = FutureRecord::<[u8], [u8]>::to(&output.topic);
-        if let Some(key) = &output.key {
-            record = record.key(key.as_slice());
-        }
-        if let Some(payload) = &output.payload {
-            record = record.payload(payload.as_slice());
-        }
-        let topic = output.topic.clone();
-        async move {
-            producer
-                .send(record, timeout)
-                .await
-                .map_err(|(e, _)| kafka(format!("producing to {topic}"))(e))
-        }
-    });
-    try_join_all(deliveries).await?;
+    for output in &outputs {
+        send(producer, output).await?;
+    }
+    // Wait for the deliveries here: the flush inside `commit_transaction` only notices them
+    // on a 100 ms cadence (rdkafka's event API), which would cap a partition at ~10
+    // transactions/s. A delivery that fails ends as a failure, not a wait (message timeout).
+    while producer.in_flight_count() > 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 
     let offsets = next_offsets(batch)?;
     let metadata = consumer.group_metadata().ok_or_else(|| {
         kafka("reading the consumer group metadata")(KafkaError::NoMessageReceived)
     })?;
-    blocking(producer, move |p| {
+    // Committing flushes the records produced above; one that failed fails the commit.
+    let committed = blocking(producer, move |p| {
         p.send_offsets_to_transaction(&offsets, &metadata, timeout)?;
         p.commit_transaction(timeout)
     })
-    .await
-    .map_err(kafka(format!(
-        "committing a transaction of {} records",
-        batch.len()
-    )))
+    .await;
+    let failed_delivery = producer.context().take();
+    committed.map_err(|source| ExactlyOnceError::Kafka {
+        action: match failed_delivery {
+            Some(failure) => format!(
+                "committing a transaction of {} records ({failure})",
+                batch.len()
+            ),
+            None => format!("committing a transaction of {} records", batch.len()),
+        },
+        source,
+    })
+}
+
+/// The transactional producer: records are queued without a future each; the commit waits for
+/// their delivery.
+type TransactionalProducer = ThreadedProducer<FirstDeliveryFailure>;
+
+/// Queues `output` in the open transaction, waiting while librdkafka's queue is full.
+async fn send(producer: &TransactionalProducer, output: &Output) -> Result<(), ExactlyOnceError> {
+    let mut record = BaseRecord::<[u8], [u8]>::to(&output.topic);
+    if let Some(key) = &output.key {
+        record = record.key(key.as_slice());
+    }
+    if let Some(payload) = &output.payload {
+        record = record.payload(payload.as_slice());
+    }
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err((e, _)) => return Err(kafka(format!("producing to {}", output.topic))(e)),
+        }
+    }
+}
+
+/// Producer context remembering the first delivery that failed in the open transaction, so the
+/// failed commit names the topic and the reason.
+#[derive(Debug, Default)]
+struct FirstDeliveryFailure(Mutex<Option<String>>);
+
+impl FirstDeliveryFailure {
+    fn take(&self) -> Option<String> {
+        self.0.lock().map_or(None, |mut first| first.take())
+    }
+}
+
+impl ClientContext for FirstDeliveryFailure {}
+
+impl ProducerContext for FirstDeliveryFailure {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, (): ()) {
+        if let (Err((error, message)), Ok(mut first)) = (result, self.0.lock()) {
+            first.get_or_insert_with(|| format!("producing to {}: {error}", message.topic()));
+        }
+    }
 }
 
 /// The offset after the last record of each partition in `batch`.
@@ -296,9 +345,9 @@ fn position(message: &OwnedMessage) -> String {
 }
 
 /// Runs a blocking transaction call off the reactor.
-async fn blocking<F>(producer: &FutureProducer, call: F) -> Result<(), KafkaError>
+async fn blocking<F>(producer: &TransactionalProducer, call: F) -> Result<(), KafkaError>
 where
-    F: FnOnce(&FutureProducer) -> Result<(), KafkaError> + Send + 'static,
+    F: FnOnce(&TransactionalProducer) -> Result<(), KafkaError> + Send + 'static,
 {
     let producer = producer.clone();
     tokio::task::spawn_blocking(move || call(&producer))

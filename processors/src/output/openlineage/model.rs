@@ -268,9 +268,7 @@ impl Event {
 
     /// The event as JSON bytes (the record value).
     pub fn to_json(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(4096);
-        serde_json::to_writer(&mut out, self)
-            .expect("invariant: the OpenLineage model has only string map keys and derived impls");
-        out
+        sonic_rs::to_vec(self)
+            .expect("invariant: the OpenLineage model has only string map keys and derived impls")
     }
 }
