@@ -1230,3 +1230,81 @@ async fn tables_published_while_the_processor_is_down_get_their_edges_at_restart
     child.wait().unwrap();
     assert_eq!(edges(&operations(&topics.openmetadata).await), expected);
 }
+
+/// A definition that gains a dep while the processor is down, both tables known: the restart's
+/// replay computes the new edge, but the published resolution report of the downstream asset
+/// does not list it as written, so the first transaction writes it, once; the edge written
+/// before is not written again, and another restart writes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dep_gained_while_the_processor_is_down_is_written_at_restart() {
+    let topics = Topics::create().await;
+    let inputs = Inputs::new().await;
+    let (orders, payments, revenue) = (
+        table("raw", "orders"),
+        table("raw", "payments"),
+        table("analytics", "daily_revenue"),
+    );
+    inputs
+        .tables(&topics.tables, [&orders, &payments, &revenue])
+        .await;
+    let mut definitions = orders_and_revenue().to_vec();
+    definitions.push(asset(&["warehouse_db", "raw", "payments"], vec![]));
+    inputs.definitions(&topics.assets, definitions).await;
+    inputs.events(&topics.events, run_events("run-1")).await;
+    let (group, txn) = (common::unique_topic("pg"), common::unique_topic("ptx"));
+    let mut child = start_processor(&topics, &group, &txn, 20);
+    let first = vec![(orders.fqn.clone(), revenue.fqn.clone())];
+    let ops = wait_for_ops(&topics.openmetadata, Duration::from_secs(60), |ops| {
+        !edges(ops).is_empty()
+    })
+    .await;
+    assert_eq!(edges(&ops), first, "{}", processor_log_tail(&txn));
+    // the report listing the written edge is committed with it
+    let reports = codec::<ResolutionReport>(LINEAGE_RESOLUTION).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    'listed: loop {
+        for (_, value) in read_committed(&topics.resolution).await {
+            if !value.is_empty()
+                && reports.decode(&value).await.unwrap().written_upstream == [orders.fqn.clone()]
+            {
+                break 'listed;
+            }
+        }
+        assert!(Instant::now() < deadline, "no report lists the edge");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // daily_revenue now also reads payments
+    let gained = asset(
+        &["warehouse_db", "analytics", "daily_revenue"],
+        vec![
+            key(&["warehouse_db", "raw", "orders"]),
+            key(&["warehouse_db", "raw", "payments"]),
+        ],
+    );
+    inputs.definitions(&topics.assets, [gained]).await;
+    let mut expected = vec![
+        (orders.fqn.clone(), revenue.fqn.clone()),
+        (payments.fqn.clone(), revenue.fqn.clone()),
+    ];
+    expected.sort();
+    let mut child = start_processor(&topics, &group, &txn, 20);
+    let ops = wait_for_ops(&topics.openmetadata, Duration::from_secs(60), |ops| {
+        edges(ops).len() >= 2
+    })
+    .await;
+    let mut written = edges(&ops);
+    written.sort();
+    assert_eq!(written, expected, "{}", processor_log_tail(&txn));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut child = start_processor(&topics, &group, &txn, 20);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut written = edges(&operations(&topics.openmetadata).await);
+    written.sort();
+    assert_eq!(written, expected, "each edge written once");
+}

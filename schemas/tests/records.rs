@@ -331,6 +331,7 @@ fn resolution_report() -> ResolutionReport {
         chosen_table_fqn: Some("pg.warehouse.analytics.daily_revenue".into()),
         reason: None,
         ignored: vec![],
+        written_upstream: vec!["svc.db.raw.orders".into()],
     }
 }
 

@@ -134,8 +134,9 @@ impl LineageProcessor {
     /// After the start-up replay (which takes every edge it finds ready as written): the edges
     /// the last committed transaction cannot have written, because the published resolution
     /// report of one of their two assets does not name the table it resolves to now (a table
-    /// that arrived, or changed, while the processor was down), are forgotten, and the first
-    /// transaction writes them. Needs the resolution reports
+    /// that arrived, or changed, while the processor was down) or the downstream asset's
+    /// report does not list the edge (a definition that gained a dep meanwhile), are
+    /// forgotten, and the first transaction writes them and republishes those reports. Needs the resolution reports
     /// ([`LineageProcessor::with_reports`]); returns how many edges are to be written.
     pub fn recheck_replayed_edges(&mut self) -> usize {
         let Some(reports) = &self.reports else {
@@ -158,7 +159,10 @@ impl LineageProcessor {
                 };
                 let source_published =
                     reports.published_table(&asset.sibling(&upstream)) == Some(source.fqn.as_str());
-                if source.fqn != target.fqn && !(target_published && source_published) {
+                let edge_published = reports.published_upstream(&asset, &source.fqn);
+                if source.fqn != target.fqn
+                    && !(target_published && source_published && edge_published)
+                {
                     unwritten.push((source.fqn.clone(), target.fqn.clone()));
                 }
             }
@@ -176,6 +180,7 @@ impl LineageProcessor {
                 "edges whose tables changed while the processor was down are written again"
             );
         }
+        self.note_changed(&assets);
         self.unwritten = assets;
         unwritten.len()
     }
@@ -267,7 +272,7 @@ impl LineageProcessor {
     pub fn flush_reports(&mut self, out: &mut Vec<Output>) -> Result<(), BatchError> {
         if let Some(reports) = &mut self.reports {
             let before = out.len();
-            reports.flush(self.state.join(), out)?;
+            reports.flush(&self.state, out)?;
             metrics::OUTPUTS
                 .with_label_values(&["resolution"])
                 .inc_by((out.len() - before) as u64);
@@ -505,12 +510,19 @@ impl LineageProcessor {
             &materialization.origin,
         );
         for op in &lineage.operations {
-            if let Operation::AddLineage(edge) = &op.operation
-                && !self
+            if let Operation::AddLineage(edge) = &op.operation {
+                if self
+                    .state
+                    .record_written_upstream(asset, &edge.from_table_fqn)
+                {
+                    self.note_changed(std::slice::from_ref(asset));
+                }
+                if !self
                     .state
                     .first_emission_of_edge(&edge.from_table_fqn, &edge.to_table_fqn)
-            {
-                continue;
+                {
+                    continue;
+                }
             }
             out.push(self.operation(op)?);
         }

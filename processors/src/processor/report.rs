@@ -5,7 +5,9 @@
 //! Reports are written when a resolution changes, in the transaction of the batch that changed
 //! it. At start the topic is read whole ([`ReportWriter::open`]): only what differs from it is
 //! written (a restart writes nothing new for unchanged assets), and reports of assets that are
-//! gone are tombstoned. An ambiguous resolution, when reported, is also counted
+//! gone are tombstoned. Each report also lists the upstream tables whose edges into the
+//! asset's table were written, which a restarted processor compares its replay with. An
+//! ambiguous resolution, when reported, is also counted
 //! (`lineage_bus_processor_resolution_ambiguous_total`) and logged at warn level with its
 //! candidates.
 
@@ -22,7 +24,8 @@ use lineage_schemas::{CodecError, RecordCodec};
 use tokio_util::sync::CancellationToken;
 
 use super::metrics;
-use crate::resolve::{JoinState, Outcome, Resolution};
+use super::state::LineageState;
+use crate::resolve::{Outcome, Resolution};
 use crate::state::AssetRef;
 
 /// Writes the resolution reports: remembers what the topic holds (a hash per key) and which
@@ -33,6 +36,8 @@ pub struct ReportWriter {
     published: HashMap<u64, u64>,
     /// The table each published report chose (what the last committed transaction knew).
     tables: HashMap<AssetRef, String>,
+    /// The upstream tables each published report lists as written, sorted.
+    written_upstream: HashMap<AssetRef, Vec<String>>,
     dirty: BTreeSet<AssetRef>,
 }
 
@@ -62,10 +67,8 @@ impl ReportWriter {
             if let Ok(asset) = AssetRef::from_kafka_key(&String::from_utf8_lossy(&key)) {
                 writer.published.insert(hash(&key), hash(&value));
                 // a report that does not decode counts as naming no table
-                if let Ok(report) = writer.codec.decode(&value).await
-                    && let Some(fqn) = report.chosen_table_fqn
-                {
-                    writer.tables.insert(asset.clone(), fqn);
+                if let Ok(report) = writer.codec.decode(&value).await {
+                    writer.remember(&asset, &report);
                 }
                 writer.dirty.insert(asset);
             }
@@ -85,6 +88,7 @@ impl ReportWriter {
             codec,
             published: HashMap::new(),
             tables: HashMap::new(),
+            written_upstream: HashMap::new(),
             dirty: BTreeSet::new(),
         }
     }
@@ -95,18 +99,39 @@ impl ReportWriter {
         self.tables.get(asset).map(String::as_str)
     }
 
+    /// Whether the published report of `asset` lists the edge from table `source_fqn` as
+    /// written.
+    pub fn published_upstream(&self, asset: &AssetRef, source_fqn: &str) -> bool {
+        self.written_upstream.get(asset).is_some_and(|written| {
+            written
+                .binary_search_by(|fqn| fqn.as_str().cmp(source_fqn))
+                .is_ok()
+        })
+    }
+
+    /// Keeps what `report`, published for `asset`, says of its lineage.
+    fn remember(&mut self, asset: &AssetRef, report: &ResolutionReport) {
+        match &report.chosen_table_fqn {
+            Some(fqn) => self.tables.insert(asset.clone(), fqn.clone()),
+            None => self.tables.remove(asset),
+        };
+        self.written_upstream
+            .insert(asset.clone(), report.written_upstream.clone());
+    }
+
     /// Marks assets whose resolution may have changed.
     pub fn note(&mut self, assets: &[AssetRef]) {
         self.dirty.extend(assets.iter().cloned());
     }
 
     /// The records for every marked asset whose report differs from the topic's, by asset.
-    pub fn flush(&mut self, join: &JoinState, out: &mut Vec<Output>) -> Result<(), CodecError> {
+    pub fn flush(&mut self, state: &LineageState, out: &mut Vec<Output>) -> Result<(), CodecError> {
         for asset in std::mem::take(&mut self.dirty) {
             let key = asset.to_string();
             let key_hash = hash(key.as_bytes());
-            let Some(resolution) = join.cached(&asset) else {
+            let Some(resolution) = state.join().cached(&asset) else {
                 self.tables.remove(&asset);
+                self.written_upstream.remove(&asset);
                 if self.published.remove(&key_hash).is_some() {
                     out.push(Output {
                         topic: self.topic.clone(),
@@ -116,11 +141,11 @@ impl ReportWriter {
                 }
                 continue;
             };
-            let report = report_of(&asset, resolution);
-            match &report.chosen_table_fqn {
-                Some(fqn) => self.tables.insert(asset.clone(), fqn.clone()),
-                None => self.tables.remove(&asset),
+            let report = ResolutionReport {
+                written_upstream: state.written_upstream(&asset),
+                ..report_of(&asset, resolution)
             };
+            self.remember(&asset, &report);
             let payload = self.codec.encode(&report)?;
             let value_hash = hash(&payload);
             if self.published.insert(key_hash, value_hash) == Some(value_hash) {
@@ -157,7 +182,7 @@ impl ReportWriter {
     }
 }
 
-/// The report of `asset`'s resolution.
+/// The report of `asset`'s resolution (`written_upstream` empty: the processor state knows it).
 pub fn report_of(asset: &AssetRef, resolution: &Resolution) -> ResolutionReport {
     let (chosen_table_fqn, reason) = match &resolution.outcome {
         Outcome::Resolved { table } => (Some(table.fqn.clone()), None),
@@ -196,6 +221,7 @@ pub fn report_of(asset: &AssetRef, resolution: &Resolution) -> ResolutionReport 
         chosen_table_fqn,
         reason,
         ignored: resolution.ignored.clone(),
+        written_upstream: Vec::new(),
     }
 }
 

@@ -78,6 +78,9 @@ pub struct LineageState {
     /// are in the asset graph).
     named_by: HashMap<AssetRef, BTreeSet<AssetRef>>,
     emitted_edges: HashSet<(String, String)>,
+    /// Materialized asset → FQNs of the tables whose edges into its table were written for
+    /// it (what its resolution report publishes, for a restart to compare with).
+    written_upstream: HashMap<AssetRef, BTreeSet<String>>,
     emitted_pipelines: HashMap<(String, String), u64>,
     services: HashSet<String>,
 }
@@ -94,6 +97,7 @@ impl LineageState {
             materializations: HashMap::new(),
             named_by: HashMap::new(),
             emitted_edges: HashSet::new(),
+            written_upstream: HashMap::new(),
             emitted_pipelines: HashMap::new(),
             services: HashSet::new(),
         }
@@ -195,10 +199,14 @@ impl LineageState {
                         name: format!("{}.{}.{}", table.database(), table.schema(), table.name()),
                         fqn: table.fqn(),
                     };
-                    self.tables.insert(asset.clone(), resolved);
+                    let previous = self.tables.insert(asset.clone(), resolved);
+                    if previous.is_some_and(|p| p.fqn != table.fqn()) {
+                        self.written_upstream.remove(asset);
+                    }
                 }
                 None => {
                     self.tables.remove(asset);
+                    self.written_upstream.remove(asset);
                 }
             }
         }
@@ -353,6 +361,21 @@ impl LineageState {
     /// True the first time the edge `from → to` is seen; later calls are false.
     pub fn first_emission_of_edge(&mut self, from: &str, to: &str) -> bool {
         self.emitted_edges.insert((from.to_owned(), to.to_owned()))
+    }
+
+    /// Records that the edge from table `source_fqn` into `asset`'s table is written (now or
+    /// by an earlier emission); true when it was not recorded yet.
+    pub fn record_written_upstream(&mut self, asset: &AssetRef, source_fqn: &str) -> bool {
+        let written = self.written_upstream.entry(asset.clone()).or_default();
+        !written.contains(source_fqn) && written.insert(source_fqn.to_owned())
+    }
+
+    /// The FQNs of the tables whose edges into `asset`'s table were written, sorted.
+    pub fn written_upstream(&self, asset: &AssetRef) -> Vec<String> {
+        self.written_upstream
+            .get(asset)
+            .map(|written| written.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// True when the pipeline of `(tenant, job)` differs from the last emitted one (by

@@ -26,6 +26,10 @@ pub struct ResolutionReport {
     pub reason: Option<String>,
     /// Names the resolver could not use, with the reason.
     pub ignored: Vec<String>,
+    /// FQNs of the tables whose edges into the chosen table were written for this asset,
+    /// sorted.
+    #[serde(default)]
+    pub written_upstream: Vec<String>,
 }
 
 /// One lookup of a [`ResolutionReport`].
