@@ -379,6 +379,17 @@ fn kafka_keys_follow_the_catalog() {
         "status keyed like its pipeline"
     );
     assert_eq!(keys[3], "pg.warehouse.analytics.daily_revenue");
+
+    // names holding the FQN separator: the upsert is keyed by the quoted FQN its statuses use
+    let mut dotted = operations();
+    if let Operation::UpsertPipeline(pipeline) = &mut dotted[1].operation {
+        pipeline.service = "dagster.prod".into();
+        pipeline.name = "daily_job@analytics.jobs".into();
+    }
+    assert_eq!(
+        dotted[1].kafka_key(),
+        r#""dagster.prod"."daily_job@analytics.jobs""#
+    );
 }
 
 #[test]

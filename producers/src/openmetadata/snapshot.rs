@@ -1,7 +1,7 @@
 //! OpenMetadata's `Table` JSON (the fields lineage-bus keeps) and its conversion into the
 //! [`TableSnapshot`] record; FQN splitting with OpenMetadata's quoting rules.
 
-use lineage_schemas::records::{Column, TableSnapshot};
+use lineage_schemas::records::{Column, TableSnapshot, quote_fqn_part};
 use serde::Deserialize;
 
 /// One page of `GET /api/v1/tables` or `GET /api/v1/databases`.
@@ -122,15 +122,6 @@ pub fn split_fqn(fqn: &str) -> Option<Vec<String>> {
     Some(parts)
 }
 
-/// Quotes `name` as an FQN part when it holds a `.`.
-pub fn quote_name(name: &str) -> String {
-    if name.contains('.') {
-        format!("\"{name}\"")
-    } else {
-        name.to_owned()
-    }
-}
-
 /// The first part of an FQN (the service), unquoted.
 pub fn service_of(fqn: &str) -> Option<String> {
     split_fqn(fqn).and_then(|parts| parts.into_iter().next())
@@ -183,7 +174,7 @@ fn convert_columns(parent_fqn: &str, columns: Vec<ApiColumn>) -> Vec<Column> {
         .map(|c| {
             let fqn = c
                 .fully_qualified_name
-                .unwrap_or_else(|| format!("{parent_fqn}.{}", quote_name(&c.name)));
+                .unwrap_or_else(|| format!("{parent_fqn}.{}", quote_fqn_part(&c.name)));
             Column {
                 children: convert_columns(&fqn, c.children.unwrap_or_default()),
                 name: c.name,
@@ -211,7 +202,6 @@ mod tests {
         for bad in ["", "a..b", "a.", r#"a."b"#, r#"a.b"c"#, r#"a."b"c.d"#] {
             assert_eq!(split_fqn(bad), None, "{bad}");
         }
-        assert_eq!(quote_name("t.1"), "\"t.1\"");
         assert_eq!(service_of(r#""my.svc".db.s.t"#).as_deref(), Some("my.svc"));
     }
 

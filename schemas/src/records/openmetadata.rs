@@ -158,17 +158,34 @@ impl TryFrom<OperationSlots> for Operation {
 }
 
 impl OpenMetadataOperation {
-    /// The Kafka key: the FQN of the entity the operation touches, so writes to one entity
-    /// stay in order.
+    /// The Kafka key: the FQN of the entity the operation touches (as OpenMetadata writes it,
+    /// parts quoted), so writes to one entity stay in order: a pipeline's upsert and its
+    /// statuses share a key.
     pub fn kafka_key(&self) -> String {
         match &self.operation {
-            Operation::UpsertPipelineService(s) => s.name.clone(),
-            Operation::UpsertPipeline(p) => format!("{}.{}", p.service, p.name),
+            Operation::UpsertPipelineService(s) => quote_fqn_part(&s.name),
+            Operation::UpsertPipeline(p) => {
+                format!("{}.{}", quote_fqn_part(&p.service), quote_fqn_part(&p.name))
+            }
             Operation::AddPipelineStatus(s) => s.pipeline_fqn.clone(),
             Operation::AddLineage(l) => l.to_table_fqn.clone(),
-            Operation::UpsertClassification(c) => c.name.clone(),
-            Operation::UpsertTag(t) => format!("{}.{}", t.classification, t.name),
+            Operation::UpsertClassification(c) => quote_fqn_part(&c.name),
+            Operation::UpsertTag(t) => format!(
+                "{}.{}",
+                quote_fqn_part(&t.classification),
+                quote_fqn_part(&t.name)
+            ),
         }
+    }
+}
+
+/// Quotes one part of an OpenMetadata FQN as OpenMetadata does: a name containing `.` is
+/// wrapped in double quotes.
+pub fn quote_fqn_part(name: &str) -> String {
+    if name.contains('.') {
+        format!("\"{name}\"")
+    } else {
+        name.to_owned()
     }
 }
 

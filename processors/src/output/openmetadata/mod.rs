@@ -27,12 +27,4 @@ pub use pipeline::{JobSpec, pipeline_fqn, pipeline_name, pipeline_operations, pi
 pub use status::RunStatus;
 pub use tags::{tag_fqn, tag_name};
 
-/// Quotes one part of an OpenMetadata FQN as OpenMetadata does: a name containing `.` is
-/// wrapped in double quotes.
-pub fn quote_fqn_part(name: &str) -> String {
-    if name.contains('.') {
-        format!("\"{name}\"")
-    } else {
-        name.to_owned()
-    }
-}
+pub use lineage_schemas::records::quote_fqn_part;
