@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 VENV_PY := testbed/.venv/bin/python
 
-.PHONY: help demo test test-rust test-contract lint fmt build up down env topics schema-release load-ingest
+.PHONY: help demo test test-rust test-contract lint fmt build up down env topics schema-release load-ingest load-process bench-process
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -32,6 +32,13 @@ test-contract: ## Tests of the Marquez and OpenMetadata contract servers (used w
 
 load-ingest: ## Requests/s of Dagster's external-asset endpoint and of `ingest` (testbed up; 2000 rows into Dagster)
 	source <(testbed/env.sh) && $(CARGO) run --release -p load-tests --bin ingest_load
+
+load-process: ## Records/s per core of `process` through the real Kafka, beside dagster-openlineage's converter (testbed up)
+	$(CARGO) build --release -p lineage-bus -p load-tests
+	source <(testbed/env.sh) && target/release/processor_throughput --events $${EVENTS:-200000}
+
+bench-process: ## Criterion: records/s per core of the processor alone (decode, join, OpenLineage JSON, OpenMetadata Avro)
+	$(CARGO) bench -p lineage-processors --bench processor
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all --check

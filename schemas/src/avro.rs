@@ -19,6 +19,13 @@ pub trait AvroRecord: Serialize + DeserializeOwned + Send + Sync + 'static {
 
     /// The parsed schema (parsed once).
     fn schema() -> &'static Schema;
+
+    /// A hand-written reader of datums written with this type's own schema, tried before the
+    /// generic one for the records read at the highest rates; `None` = read it generically.
+    fn read_own_fast(datum: &[u8]) -> Option<Self> {
+        let _ = datum;
+        None
+    }
 }
 
 /// One `.avsc` file embedded in the binary.
@@ -33,7 +40,7 @@ pub struct SchemaFile {
 }
 
 macro_rules! avro_record {
-    ($ty:ty, $file:literal, $full_name:literal) => {
+    ($ty:ty, $file:literal, $full_name:literal $(, fast = $fast:path)?) => {
         impl AvroRecord for $ty {
             const FILE: SchemaFile = SchemaFile {
                 file_name: $file,
@@ -48,6 +55,12 @@ macro_rules! avro_record {
                         .expect("embedded .avsc files are valid (checked by the schemas tests)")
                 })
             }
+
+            $(
+                fn read_own_fast(datum: &[u8]) -> Option<Self> {
+                    $fast(datum)
+                }
+            )?
         }
     };
 }
@@ -55,7 +68,8 @@ macro_rules! avro_record {
 avro_record!(
     DagsterEvent,
     "dagster_event.avsc",
-    "io.lineagebus.dagster.DagsterEvent"
+    "io.lineagebus.dagster.DagsterEvent",
+    fast = crate::fast_decode::dagster_event
 );
 avro_record!(
     AssetDefinition,

@@ -5,6 +5,7 @@
 mod avro;
 pub mod catalog;
 mod codec;
+pub mod fast_decode;
 pub mod openmetadata_rest;
 pub mod records;
 pub mod wire;

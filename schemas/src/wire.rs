@@ -60,8 +60,11 @@ impl<T: AvroRecord> OwnDatum<T> {
         Ok(out)
     }
 
-    /// [`decode_own`] with the prebuilt reader.
+    /// [`decode_own`] with the prebuilt reader (after `T`'s hand-written one, if it has one).
     pub fn decode(&self, payload: &[u8]) -> Result<T, CodecError> {
+        if let Some(value) = T::read_own_fast(payload) {
+            return Ok(value);
+        }
         let mut input = payload;
         self.reader.read_deser(&mut input).map_err(avro_error::<T>)
     }

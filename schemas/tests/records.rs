@@ -533,3 +533,107 @@ fn the_compatibility_check_catches_breaking_changes() {
 fn dagster_event_text() -> &'static str {
     DagsterEvent::FILE.text
 }
+
+/// The hand-written `DagsterEvent` reader is pinned to the working schema: change
+/// `dagster_event.avsc` and this fails until `schemas/src/fast_decode.rs` follows it (then
+/// update `PINNED_FINGERPRINT`).
+#[test]
+fn fast_dagster_event_reader_follows_the_schema() {
+    let fingerprint = DagsterEvent::schema()
+        .fingerprint::<apache_avro::rabin::Rabin>()
+        .to_string();
+    assert_eq!(
+        fingerprint,
+        lineage_schemas::fast_decode::PINNED_FINGERPRINT,
+        "dagster_event.avsc changed: update schemas/src/fast_decode.rs to it"
+    );
+}
+
+/// The hand-written reader gives exactly what apache-avro gives, on every field shape (all
+/// optional fields set, none set, extreme numbers, non-ASCII text, long cause chains), and
+/// refuses (`None`, for apache-avro to report) every truncated or padded datum.
+#[test]
+fn fast_dagster_event_reader_reads_what_apache_avro_reads() {
+    let full = dagster_event();
+    let bare = DagsterEvent {
+        tenant: String::new(),
+        source: SourcePosition {
+            kind: SourceKind::Other,
+            storage_id: None,
+            shard: None,
+            cursor: None,
+        },
+        event_type: DagsterEventType::Other,
+        raw_event_type: "ENGINE_EVENT".into(),
+        run_id: None,
+        job_name: None,
+        step_key: None,
+        asset_key: None,
+        partition: None,
+        timestamp_ms: 0,
+        message: None,
+        description: None,
+        metadata: vec![],
+        tags: BTreeMap::new(),
+        check: None,
+        error: None,
+        raw_json: None,
+    };
+    let mut extreme = dagster_event();
+    extreme.tenant = "ünïcødé 你好 😀 \"quoted\"\n".into();
+    extreme.event_type = DagsterEventType::RunEnqueued;
+    extreme.source.kind = SourceKind::PostgresEventLog;
+    extreme.source.storage_id = Some(i64::MAX);
+    extreme.timestamp_ms = i64::MIN;
+    extreme.asset_key = Some(vec![]);
+    extreme.metadata.push(MetadataEntry::int("negative", -1));
+    extreme.metadata.push(MetadataEntry {
+        float: Some(f64::NEG_INFINITY),
+        ..MetadataEntry::empty("float", MetadataKind::Float)
+    });
+    extreme.metadata.push(MetadataEntry {
+        float: Some(f64::NAN),
+        bool: Some(true),
+        ..MetadataEntry::empty("nan", MetadataKind::Other)
+    });
+    extreme.tags = (0..300).map(|i| (format!("k{i}"), "v".repeat(i))).collect();
+    let mut error = extreme.error.take().unwrap();
+    for depth in 0..20 {
+        error = ErrorInfo {
+            message: format!("level {depth}"),
+            class_name: None,
+            stack: vec![],
+            cause: Some(Box::new(error)),
+        };
+    }
+    extreme.error = Some(error);
+    if let Some(check) = &mut extreme.check {
+        check.severity = CheckSeverity::Error;
+        check.passed = None;
+    }
+    for event in [full, bare, extreme] {
+        let framed = wire::encode(1, &event).unwrap();
+        let datum = wire::split(&framed).unwrap().1;
+        let fast = lineage_schemas::fast_decode::dagster_event(datum)
+            .expect("the fast reader reads a datum of the working schema");
+        let generic: DagsterEvent = wire::decode_own(datum).unwrap();
+        assert_eq!(format!("{fast:?}"), format!("{generic:?}"));
+        for cut in 0..datum.len() {
+            assert!(
+                lineage_schemas::fast_decode::dagster_event(&datum[..cut]).is_none(),
+                "a datum cut at {cut} of {} bytes was read",
+                datum.len()
+            );
+        }
+        let mut padded = datum.to_vec();
+        padded.push(0);
+        assert!(lineage_schemas::fast_decode::dagster_event(&padded).is_none());
+    }
+    // an out-of-range union branch is refused
+    let framed = wire::encode(1, &dagster_event()).unwrap();
+    let mut datum = wire::split(&framed).unwrap().1.to_vec();
+    let tenant_len = "prod".len() + 1; // zig-zag length byte + text
+    let source_kind = tenant_len; // then SourceKind's index, then storage_id's branch
+    datum[source_kind + 1] = 4; // branch 2 (zig-zag)
+    assert!(lineage_schemas::fast_decode::dagster_event(&datum).is_none());
+}
