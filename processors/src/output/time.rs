@@ -1,13 +1,32 @@
 //! Timestamps as OpenLineage writes them.
 
-use chrono::{DateTime, SecondsFormat};
+use chrono::{DateTime, Datelike, SecondsFormat, Timelike};
 
 /// RFC 3339 UTC with milliseconds (`2026-11-20T13:00:00.123Z`) of a ms epoch timestamp;
-/// out-of-range values clamp to the epoch.
+/// out-of-range values clamp to the epoch. Written digit by digit (it is in every event);
+/// years beyond four digits go through chrono.
 pub(crate) fn rfc3339_ms(ms: i64) -> String {
-    DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
+    let time = DateTime::from_timestamp_millis(ms).unwrap_or_default();
+    let Ok(year @ 0..=9999) = u32::try_from(time.year()) else {
+        return time.to_rfc3339_opts(SecondsFormat::Millis, true);
+    };
+    let mut text = String::with_capacity(24);
+    for (value, digits, separator) in [
+        (year, 4, '-'),
+        (time.month(), 2, '-'),
+        (time.day(), 2, 'T'),
+        (time.hour(), 2, ':'),
+        (time.minute(), 2, ':'),
+        (time.second(), 2, '.'),
+        (time.timestamp_subsec_millis(), 3, 'Z'),
+    ] {
+        for position in (0..digits).rev() {
+            let digit = value / 10u32.pow(position) % 10;
+            text.push(char::from_digit(digit, 10).unwrap_or('0'));
+        }
+        text.push(separator);
+    }
+    text
 }
 
 #[cfg(test)]
@@ -19,5 +38,19 @@ mod tests {
             "2026-11-21T06:17:00.175Z"
         );
         assert_eq!(super::rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn writes_what_chrono_writes() {
+        use chrono::{DateTime, SecondsFormat};
+        let mut ms: i64 = -62_167_219_200_000; // 0000-01-01
+        while ms < 253_402_300_800_000 + 86_400_000 * 400 {
+            let chrono = DateTime::from_timestamp_millis(ms)
+                .unwrap_or_default()
+                .to_rfc3339_opts(SecondsFormat::Millis, true);
+            assert_eq!(super::rfc3339_ms(ms), chrono, "{ms}");
+            ms += 7_777_777_777; // ~90 days, every field moves
+        }
+        assert_eq!(super::rfc3339_ms(i64::MAX), "1970-01-01T00:00:00.000Z");
     }
 }

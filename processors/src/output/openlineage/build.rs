@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use lineage_schemas::records::{
     AssetDefinition, CheckSeverity, DagsterEvent, DagsterEventType, ErrorInfo, MetadataEntry,
 };
+use uuid::Uuid;
 
 use super::facets::{
     Assertion, ColumnLineageFacet, DataQualityAssertionsFacet, DatasourceFacet, DocumentationFacet,
@@ -260,7 +261,11 @@ impl<'a, L: Lookup> Scope<'a, L> {
         all.push(self.event.tenant.as_str());
         all.push(self.run_id().unwrap_or(""));
         all.extend_from_slice(parts);
-        ids::run_id(self.anchor_ms, &all).to_string()
+        let mut text = Uuid::encode_buffer(); // without the formatting machinery: per event
+        ids::run_id(self.anchor_ms, &all)
+            .hyphenated()
+            .encode_lower(&mut text)
+            .to_owned()
     }
 
     fn run_job_ref(&self) -> Option<(String, JobRef)> {
