@@ -318,3 +318,53 @@ async fn events_before_the_run_enqueued_see_the_run_tags() {
         "{kinds:?}"
     );
 }
+
+/// The OpenMetadata operations of `out`, with their Kafka keys.
+async fn operations(out: &[Output]) -> Vec<(String, Operation)> {
+    let codec =
+        RecordCodec::<OpenMetadataOperation>::for_topic(harness::registry(), LINEAGE_OPENMETADATA)
+            .await
+            .unwrap();
+    let mut ops = Vec::new();
+    for o in out.iter().filter(|o| o.topic == LINEAGE_OPENMETADATA) {
+        let op = codec.decode(o.payload.as_deref().unwrap()).await.unwrap();
+        ops.push((
+            String::from_utf8(o.key.clone().unwrap()).unwrap(),
+            op.operation,
+        ));
+    }
+    ops
+}
+
+/// The sink writes one key in order and a status waits for its pipeline: a job's first run
+/// writes the pipeline before its status, under the same key (a status first would wait for a
+/// record queued behind it). A second run of the same job writes only its status.
+#[tokio::test]
+async fn a_jobs_pipeline_comes_before_its_first_status_under_the_same_key() {
+    let mut processor = harness::processor(OutputSettings::default()).await;
+    let run_events = |run: &str, base: i64| {
+        vec![
+            run_event(run, T::RunStart, base + 1),
+            event(run, T::StepStart, Some("a"), base + 2),
+            event(run, T::StepSuccess, Some("a"), base + 3),
+            run_event(run, T::RunSuccess, base + 4),
+        ]
+    };
+    let is_pipeline = |op: &Operation| matches!(op, Operation::UpsertPipeline(_));
+    let is_status = |op: &Operation| matches!(op, Operation::AddPipelineStatus(_));
+    let first = operations(&run_all(&mut processor, &run_events("r-1", 0)).await).await;
+    let pipeline = first.iter().position(|(_, op)| is_pipeline(op));
+    let status = first.iter().position(|(_, op)| is_status(op));
+    let (Some(pipeline), Some(status)) = (pipeline, status) else {
+        panic!("a pipeline and a status: {first:#?}")
+    };
+    assert!(
+        pipeline < status,
+        "pipeline at {pipeline}, status at {status}"
+    );
+    assert_eq!(first[pipeline].0, first[status].0, "one key");
+
+    let second = operations(&run_all(&mut processor, &run_events("r-2", 10)).await).await;
+    assert_eq!(second.iter().filter(|(_, op)| is_pipeline(op)).count(), 0);
+    assert_eq!(second.iter().filter(|(_, op)| is_status(op)).count(), 1);
+}

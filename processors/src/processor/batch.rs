@@ -340,7 +340,6 @@ impl LineageProcessor {
             .run_id
             .clone()
             .filter(|id| !id.is_empty() && !self.state.is_closed(&event.tenant, id));
-        let mut status_changed = false;
         if let Some(run_id) = &run_id {
             let run = self.state.run_mut(event, run_id);
             if let Some(step) = &event.step_key {
@@ -364,7 +363,7 @@ impl LineageProcessor {
                 }
                 _ => {}
             }
-            status_changed = run.status.apply(event);
+            run.status.apply(event);
         }
         let materialized = match (&event.event_type, &event.asset_key) {
             (T::AssetMaterialization, Some(key)) => {
@@ -396,12 +395,6 @@ impl LineageProcessor {
         };
         if run_ended {
             self.emit_run_end(event, &run_id, origin, out)?;
-        } else if status_changed
-            && event.event_type == T::RunStart
-            && let Some(run) = self.state.run_mut_existing(&event.tenant, &run_id)
-        {
-            let op = run.status.operation(origin, &self.settings);
-            out.push(self.operation(&op)?);
         }
         Ok(())
     }

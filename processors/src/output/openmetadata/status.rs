@@ -59,8 +59,8 @@ impl RunStatus {
         }
     }
 
-    /// Folds one event of the run in; true when the status changed (the caller then emits
-    /// [`RunStatus::operation`]). Events of other runs and other kinds change nothing.
+    /// Folds one event of the run in; true when the status changed. Events of other runs and
+    /// other kinds change nothing.
     pub fn apply(&mut self, event: &DagsterEvent) -> bool {
         if event.run_id.as_deref() != Some(self.run_id.as_str()) {
             return false;
