@@ -136,8 +136,9 @@ impl LineageProcessor {
     /// report of one of their two assets does not name the table it resolves to now (a table
     /// that arrived, or changed, while the processor was down) or the downstream asset's
     /// report does not list the edge (a definition that gained a dep meanwhile), are
-    /// forgotten, and the first transaction writes them and republishes those reports. Needs the resolution reports
-    /// ([`LineageProcessor::with_reports`]); returns how many edges are to be written.
+    /// forgotten, and the first transaction writes them and republishes those reports. Needs
+    /// the resolution reports ([`LineageProcessor::with_reports`]); returns how many edges are
+    /// to be written.
     pub fn recheck_replayed_edges(&mut self) -> usize {
         let Some(reports) = &self.reports else {
             return 0;

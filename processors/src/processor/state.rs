@@ -199,8 +199,12 @@ impl LineageState {
                         name: format!("{}.{}.{}", table.database(), table.schema(), table.name()),
                         fqn: table.fqn(),
                     };
-                    let previous = self.tables.insert(asset.clone(), resolved);
-                    if previous.is_some_and(|p| p.fqn != table.fqn()) {
+                    if let Some(previous) = self.tables.insert(asset.clone(), resolved)
+                        && self
+                            .tables
+                            .get(asset)
+                            .is_some_and(|t| t.fqn != previous.fqn)
+                    {
                         self.written_upstream.remove(asset);
                     }
                 }
@@ -366,8 +370,17 @@ impl LineageState {
     /// Records that the edge from table `source_fqn` into `asset`'s table is written (now or
     /// by an earlier emission); true when it was not recorded yet.
     pub fn record_written_upstream(&mut self, asset: &AssetRef, source_fqn: &str) -> bool {
-        let written = self.written_upstream.entry(asset.clone()).or_default();
-        !written.contains(source_fqn) && written.insert(source_fqn.to_owned())
+        // looked up by reference: the owned key and FQN are built only when new (every
+        // materialization's edges pass here)
+        match self.written_upstream.get_mut(asset) {
+            Some(written) if written.contains(source_fqn) => false,
+            Some(written) => written.insert(source_fqn.to_owned()),
+            None => {
+                let written = BTreeSet::from([source_fqn.to_owned()]);
+                self.written_upstream.insert(asset.clone(), written);
+                true
+            }
+        }
     }
 
     /// The FQNs of the tables whose edges into `asset`'s table were written, sorted.
