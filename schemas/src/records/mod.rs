@@ -20,6 +20,6 @@ pub use metadata::{
 pub use openmetadata::{
     AddLineage, AddPipelineStatus, Column, ColumnLineageEdge, ExecutionStatus,
     OpenMetadataOperation, Operation, Origin, PipelineTask, TableSnapshot, TaskStatus,
-    UpsertClassification, UpsertPipeline, UpsertPipelineService, UpsertTag, quote_fqn_part,
+    UpsertClassification, UpsertPipeline, UpsertPipelineService, UpsertTag, fqn_of, quote_fqn_part,
 };
 pub use resolution::{ResolutionCandidate, ResolutionLookup, ResolutionReport};

@@ -164,17 +164,11 @@ impl OpenMetadataOperation {
     pub fn kafka_key(&self) -> String {
         match &self.operation {
             Operation::UpsertPipelineService(s) => quote_fqn_part(&s.name),
-            Operation::UpsertPipeline(p) => {
-                format!("{}.{}", quote_fqn_part(&p.service), quote_fqn_part(&p.name))
-            }
+            Operation::UpsertPipeline(p) => fqn_of(&[&p.service, &p.name]),
             Operation::AddPipelineStatus(s) => s.pipeline_fqn.clone(),
             Operation::AddLineage(l) => l.to_table_fqn.clone(),
             Operation::UpsertClassification(c) => quote_fqn_part(&c.name),
-            Operation::UpsertTag(t) => format!(
-                "{}.{}",
-                quote_fqn_part(&t.classification),
-                quote_fqn_part(&t.name)
-            ),
+            Operation::UpsertTag(t) => fqn_of(&[&t.classification, &t.name]),
         }
     }
 }
@@ -187,6 +181,12 @@ pub fn quote_fqn_part(name: &str) -> String {
     } else {
         name.to_owned()
     }
+}
+
+/// An OpenMetadata FQN from its parts, each quoted with [`quote_fqn_part`].
+pub fn fqn_of(parts: &[&str]) -> String {
+    let quoted: Vec<String> = parts.iter().map(|part| quote_fqn_part(part)).collect();
+    quoted.join(".")
 }
 
 /// A pipeline service.

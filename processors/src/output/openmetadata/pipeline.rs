@@ -4,10 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use lineage_schemas::records::{
     AssetDefinition, OpenMetadataOperation, Operation, Origin, PipelineTask, UpsertPipeline,
-    UpsertPipelineService,
+    UpsertPipelineService, fqn_of,
 };
 
-use super::quote_fqn_part;
 use super::tags::{tag_fqn, tag_operations};
 use crate::output::{OutputSettings, RunContext, asset_job_name, asset_step_key};
 
@@ -43,11 +42,7 @@ pub fn pipeline_name(job_name: &str, code_location: Option<&str>) -> String {
 
 /// The FQN of a pipeline: `service.name`, each part quoted when it holds a `.`.
 pub fn pipeline_fqn(service: &str, pipeline_name: &str) -> String {
-    format!(
-        "{}.{}",
-        quote_fqn_part(service),
-        quote_fqn_part(pipeline_name)
-    )
+    fqn_of(&[service, pipeline_name])
 }
 
 /// What is known of a Dagster job.

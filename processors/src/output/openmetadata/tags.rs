@@ -1,10 +1,9 @@
 //! Dagster tags as OpenMetadata tags in one classification.
 
 use lineage_schemas::records::{
-    OpenMetadataOperation, Operation, Origin, UpsertClassification, UpsertTag,
+    OpenMetadataOperation, Operation, Origin, UpsertClassification, UpsertTag, fqn_of,
 };
 
-use super::quote_fqn_part;
 use crate::output::OutputSettings;
 
 /// The OpenMetadata tag name of a Dagster tag: `key:value`, or `key` for an empty value;
@@ -24,11 +23,7 @@ pub fn tag_name(key: &str, value: &str) -> String {
 
 /// The FQN of a Dagster tag in the configured classification.
 pub fn tag_fqn(settings: &OutputSettings, key: &str, value: &str) -> String {
-    format!(
-        "{}.{}",
-        quote_fqn_part(&settings.tag_classification),
-        quote_fqn_part(&tag_name(key, value))
-    )
+    fqn_of(&[&settings.tag_classification, &tag_name(key, value)])
 }
 
 /// The classification upsert, then one tag upsert per distinct tag of `tags`.
