@@ -22,7 +22,7 @@ pub struct OutputSettings {
     /// How the namespace of every job and dataset is built.
     pub namespace_template: NamespaceTemplate,
     /// Producer URI of every event and facet.
-    pub producer: String,
+    pub producer: &'static str,
     /// Dagster webserver base URL, for links (`sourceUrl`, task log links); `None` = no links.
     pub dagster_url: Option<String>,
     /// Dagster version for the `processing_engine` run facet; `"unknown"` when not set.
@@ -38,7 +38,7 @@ impl Default for OutputSettings {
         Self {
             namespace: "dagster".to_owned(),
             namespace_template: NamespaceTemplate::default(),
-            producer: DEFAULT_PRODUCER.to_owned(),
+            producer: DEFAULT_PRODUCER,
             dagster_url: None,
             dagster_version: None,
             tag_classification: "DagsterTags".to_owned(),

@@ -1,5 +1,6 @@
 //! Reading the well-known Dagster metadata entries and an asset's upstream keys.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use lineage_schemas::records::{
@@ -59,25 +60,26 @@ pub(crate) fn data_source_uri(entries: &[MetadataEntry]) -> Option<String> {
 
 /// The upstream assets of a materialization: the definition's deps; without a definition, the
 /// inputs Dagster recorded in the event's tags (`dagster/input_data_version/<a/b/c>`); plus the
-/// assets its column lineage names. Deduplicated, in first-seen order.
-pub(crate) fn upstream_keys(
-    event: &DagsterEvent,
-    asset: Option<&AssetDefinition>,
-) -> Vec<Vec<String>> {
-    let mut keys: Vec<Vec<String>> = Vec::new();
-    let mut push = |key: Vec<String>| {
+/// assets its column lineage names. Deduplicated, in first-seen order; borrowed where the
+/// event or the definition holds the key.
+pub(crate) fn upstream_keys<'a>(
+    event: &'a DagsterEvent,
+    asset: Option<&'a AssetDefinition>,
+) -> Vec<Cow<'a, [String]>> {
+    let mut keys: Vec<Cow<'a, [String]>> = Vec::new();
+    let mut push = |key: Cow<'a, [String]>| {
         if !keys.contains(&key) {
             keys.push(key);
         }
     };
     match asset {
-        Some(asset) => asset.deps.iter().cloned().for_each(&mut push),
-        None => input_tags(&event.tags).for_each(&mut push),
+        Some(asset) => asset.deps.iter().for_each(|key| push(Cow::Borrowed(key))),
+        None => input_tags(&event.tags).for_each(|key| push(Cow::Owned(key))),
     }
     if let Some(lineage) = column_lineage(&event.metadata) {
         for column in &lineage.columns {
             for dep in &column.deps {
-                push(dep.asset_key.clone());
+                push(Cow::Borrowed(&dep.asset_key));
             }
         }
     }

@@ -3,30 +3,30 @@
 use chrono::{DateTime, Datelike, SecondsFormat, Timelike};
 
 /// RFC 3339 UTC with milliseconds (`2026-11-20T13:00:00.123Z`) of a ms epoch timestamp;
-/// out-of-range values clamp to the epoch. Written digit by digit (it is in every event);
-/// years beyond four digits go through chrono.
+/// out-of-range values clamp to the epoch. Its digits are written into a fixed template (it is
+/// in every event); years beyond four digits go through chrono.
 pub(crate) fn rfc3339_ms(ms: i64) -> String {
     let time = DateTime::from_timestamp_millis(ms).unwrap_or_default();
     let Ok(year @ 0..=9999) = u32::try_from(time.year()) else {
         return time.to_rfc3339_opts(SecondsFormat::Millis, true);
     };
-    let mut text = String::with_capacity(24);
-    for (value, digits, separator) in [
-        (year, 4, '-'),
-        (time.month(), 2, '-'),
-        (time.day(), 2, 'T'),
-        (time.hour(), 2, ':'),
-        (time.minute(), 2, ':'),
-        (time.second(), 2, '.'),
-        (time.timestamp_subsec_millis(), 3, 'Z'),
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    for (range, value) in [
+        (0..4, year),
+        (5..7, time.month()),
+        (8..10, time.day()),
+        (11..13, time.hour()),
+        (14..16, time.minute()),
+        (17..19, time.second()),
+        (20..23, time.timestamp_subsec_millis()),
     ] {
-        for position in (0..digits).rev() {
-            let digit = value / 10u32.pow(position) % 10;
-            text.push(char::from_digit(digit, 10).unwrap_or('0'));
+        let mut rest = value;
+        for digit in text[range].iter_mut().rev() {
+            *digit = b'0' + (rest % 10) as u8;
+            rest /= 10;
         }
-        text.push(separator);
     }
-    text
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 #[cfg(test)]

@@ -292,8 +292,7 @@ impl LineageState {
 
     /// Whether the run `run_id` of `tenant` has ended (and is still remembered).
     pub fn is_closed(&self, tenant: &str, run_id: &str) -> bool {
-        self.closed
-            .contains_key(&(tenant.to_owned(), run_id.to_owned()))
+        self.closed.contains_key(&RunKeyRef(tenant, run_id))
     }
 
     /// Forgets what came from `partitions` of the event topic `topic` (the runs, ended or

@@ -81,7 +81,7 @@ pub fn unmaterialized_asset(
         ),
         None => "asset planned for the run, run ended before materialization".to_owned(),
     };
-    let facet = ErrorMessageFacet::python(&settings.producer, message, None);
+    let facet = ErrorMessageFacet::python(settings.producer, message, None);
     scope.asset_failed(asset_key, facet)
 }
 
@@ -123,7 +123,7 @@ pub fn unfinished_step(
             None => "the run failed".to_owned(),
         },
     };
-    let facet = ErrorMessageFacet::python(&settings.producer, format!("{what}: {why}"), None);
+    let facet = ErrorMessageFacet::python(settings.producer, format!("{what}: {why}"), None);
     scope.step_event(EventType::Abort, Some(facet))
 }
 
@@ -178,13 +178,13 @@ pub fn definition_events(
             job: scope.job(name, "ASSET", Some(asset)),
             inputs,
             outputs: vec![output],
-            producer: settings.producer.clone(),
+            producer: settings.producer,
             schema_url: CORE_SCHEMA_JOB_EVENT,
         }),
         Event::Dataset(DatasetEvent {
             event_time,
             dataset,
-            producer: settings.producer.clone(),
+            producer: settings.producer,
             schema_url: super::model::CORE_SCHEMA_DATASET_EVENT,
         }),
     ]
@@ -239,8 +239,8 @@ impl<'a, L: Lookup> Scope<'a, L> {
         }
     }
 
-    fn producer(&self) -> &str {
-        &self.settings.producer
+    fn producer(&self) -> &'static str {
+        self.settings.producer
     }
 
     fn run_id(&self) -> Option<&str> {
@@ -386,7 +386,7 @@ impl<'a, L: Lookup> Scope<'a, L> {
             job,
             inputs,
             outputs,
-            producer: self.settings.producer.clone(),
+            producer: self.settings.producer,
             schema_url: CORE_SCHEMA_RUN_EVENT,
         }))
     }
@@ -495,7 +495,7 @@ impl<'a, L: Lookup> Scope<'a, L> {
                 name,
                 facets,
             },
-            producer: self.settings.producer.clone(),
+            producer: self.settings.producer,
             schema_url: super::model::CORE_SCHEMA_DATASET_EVENT,
         }))
     }
@@ -681,7 +681,7 @@ fn definition_tags(asset: &AssetDefinition) -> impl Iterator<Item = (&str, &str)
         .chain(asset.kinds.iter().map(|kind| ("kind", kind.as_str())))
 }
 
-fn symlinks(producer: &str, table: &ResolvedTable) -> SymlinksFacet {
+fn symlinks(producer: &'static str, table: &ResolvedTable) -> SymlinksFacet {
     let mut identifiers = vec![Identifier {
         namespace: table.namespace.clone(),
         name: table.fqn.clone(),

@@ -69,39 +69,41 @@ pub enum Position {
     Dataset,
 }
 
-/// `_producer` and `_schemaURL`, written first in every facet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FacetBase {
-    /// Producer URI.
-    #[serde(rename = "_producer")]
-    pub producer: String,
-    /// Facet schema URL.
-    #[serde(rename = "_schemaURL")]
-    pub schema_url: &'static str,
-}
-
-impl FacetBase {
-    fn new(producer: &str, schema_url: &'static str) -> Self {
-        Self {
-            producer: producer.to_owned(),
-            schema_url,
+/// Declares a facet: `_producer` and `_schemaURL` first, then the given fields. They are plain
+/// fields of the struct, not a flattened base struct: `#[serde(flatten)]` serializes through a
+/// map, which took a fifth of the processor's time.
+macro_rules! facet {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$field_meta:meta])* pub $field:ident: $type:ty, )*
         }
-    }
+    ) => {
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+        $(#[$meta])*
+        pub struct $name {
+            /// Producer URI.
+            #[serde(rename = "_producer")]
+            pub producer: &'static str,
+            /// Facet schema URL.
+            #[serde(rename = "_schemaURL")]
+            pub schema_url: &'static str,
+            $( $(#[$field_meta])* pub $field: $type, )*
+        }
+    };
 }
 
-/// `parent` (ParentRunFacet 1-2-0), with `root`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ParentRunFacet {
-    /// Base fields.
-    #[serde(flatten)]
-    pub base: FacetBase,
-    /// The parent run.
-    pub run: RunRef,
-    /// The parent job.
-    pub job: JobRef,
-    /// The root run and job, when the parent has a parent.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub root: Option<RootRef>,
+facet! {
+    /// `parent` (ParentRunFacet 1-2-0), with `root`.
+    pub struct ParentRunFacet {
+        /// The parent run.
+        pub run: RunRef,
+        /// The parent job.
+        pub job: JobRef,
+        /// The root run and job, when the parent has a parent.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub root: Option<RootRef>,
+    }
 }
 
 /// A run reference.
@@ -132,9 +134,10 @@ pub struct RootRef {
 
 impl ParentRunFacet {
     /// A parent facet; `root` only when the parent is not itself the root.
-    pub fn new(producer: &str, run_id: String, job: JobRef, root: Option<RootRef>) -> Self {
+    pub fn new(producer: &'static str, run_id: String, job: JobRef, root: Option<RootRef>) -> Self {
         Self {
-            base: FacetBase::new(producer, PARENT),
+            producer,
+            schema_url: PARENT,
             run: RunRef { run_id },
             job,
             root,
@@ -142,51 +145,49 @@ impl ParentRunFacet {
     }
 }
 
-/// `nominalTime` (NominalTimeRunFacet 1-0-1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NominalTimeFacet {
-    /// Base fields.
-    #[serde(flatten)]
-    pub base: FacetBase,
-    /// Start, RFC 3339.
-    pub nominal_start_time: String,
-    /// End, RFC 3339.
-    pub nominal_end_time: String,
+facet! {
+    /// `nominalTime` (NominalTimeRunFacet 1-0-1).
+    #[serde(rename_all = "camelCase")]
+    pub struct NominalTimeFacet {
+        /// Start, RFC 3339.
+        pub nominal_start_time: String,
+        /// End, RFC 3339.
+        pub nominal_end_time: String,
+    }
 }
 
 impl NominalTimeFacet {
     /// The facet of a nominal window.
-    pub fn new(producer: &str, start: String, end: String) -> Self {
+    pub fn new(producer: &'static str, start: String, end: String) -> Self {
         Self {
-            base: FacetBase::new(producer, NOMINAL_TIME),
+            producer,
+            schema_url: NOMINAL_TIME,
             nominal_start_time: start,
             nominal_end_time: end,
         }
     }
 }
 
-/// `errorMessage` (ErrorMessageRunFacet 1-0-1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ErrorMessageFacet {
-    /// Base fields.
-    #[serde(flatten)]
-    pub base: FacetBase,
-    /// The message.
-    pub message: String,
-    /// Always `python` for Dagster.
-    pub programming_language: &'static str,
-    /// The stack trace.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stack_trace: Option<String>,
+facet! {
+    /// `errorMessage` (ErrorMessageRunFacet 1-0-1).
+    #[serde(rename_all = "camelCase")]
+    pub struct ErrorMessageFacet {
+        /// The message.
+        pub message: String,
+        /// Always `python` for Dagster.
+        pub programming_language: &'static str,
+        /// The stack trace.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub stack_trace: Option<String>,
+    }
 }
 
 impl ErrorMessageFacet {
     /// A Python error.
-    pub fn python(producer: &str, message: String, stack_trace: Option<String>) -> Self {
+    pub fn python(producer: &'static str, message: String, stack_trace: Option<String>) -> Self {
         Self {
-            base: FacetBase::new(producer, ERROR_MESSAGE),
+            producer,
+            schema_url: ERROR_MESSAGE,
             message,
             programming_language: "python",
             stack_trace,
@@ -194,26 +195,25 @@ impl ErrorMessageFacet {
     }
 }
 
-/// `processing_engine` (ProcessingEngineRunFacet 1-1-1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ProcessingEngineFacet {
-    /// Base fields.
-    #[serde(flatten)]
-    pub base: FacetBase,
-    /// Engine version.
-    pub version: String,
-    /// Engine name (`Dagster`).
-    pub name: &'static str,
-    /// lineage-bus's version.
-    pub openlineage_adapter_version: &'static str,
+facet! {
+    /// `processing_engine` (ProcessingEngineRunFacet 1-1-1).
+    #[serde(rename_all = "camelCase")]
+    pub struct ProcessingEngineFacet {
+        /// Engine version.
+        pub version: String,
+        /// Engine name (`Dagster`).
+        pub name: &'static str,
+        /// lineage-bus's version.
+        pub openlineage_adapter_version: &'static str,
+    }
 }
 
 impl ProcessingEngineFacet {
     /// Dagster at `version`, converted by this lineage-bus.
-    pub fn dagster(producer: &str, version: &str) -> Self {
+    pub fn dagster(producer: &'static str, version: &str) -> Self {
         Self {
-            base: FacetBase::new(producer, PROCESSING_ENGINE),
+            producer,
+            schema_url: PROCESSING_ENGINE,
             version: version.to_owned(),
             name: "Dagster",
             openlineage_adapter_version: env!("CARGO_PKG_VERSION"),
@@ -221,14 +221,12 @@ impl ProcessingEngineFacet {
     }
 }
 
-/// `tags` on runs, jobs and datasets (Tags*Facet 1-0-0).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TagsFacet {
-    /// Base fields.
-    #[serde(flatten)]
-    pub base: FacetBase,
-    /// The tags.
-    pub tags: Vec<Tag>,
+facet! {
+    /// `tags` on runs, jobs and datasets (Tags*Facet 1-0-0).
+    pub struct TagsFacet {
+        /// The tags.
+        pub tags: Vec<Tag>,
+    }
 }
 
 /// One tag.
@@ -245,7 +243,7 @@ pub struct Tag {
 impl TagsFacet {
     /// The tags facet for `position`, `None` when there are no tags.
     pub fn new<'a>(
-        producer: &str,
+        producer: &'static str,
         position: Position,
         tags: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Option<Self> {
@@ -266,32 +264,32 @@ impl TagsFacet {
             Position::Dataset => TAGS_DATASET,
         };
         Some(Self {
-            base: FacetBase::new(producer, url),
+            producer,
+            schema_url: url,
             tags,
         })
     }
 }
 
-/// `jobType` (JobTypeJobFacet 2-0-4).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct JobTypeFacet {
-    /// Base fields.
-    #[serde(flatten)]
-    pub base: FacetBase,
-    /// `BATCH`.
-    pub processing_type: &'static str,
-    /// `DAGSTER`.
-    pub integration: &'static str,
-    /// `JOB`, `STEP`, `ASSET` or `ASSET_CHECK`.
-    pub job_type: &'static str,
+facet! {
+    /// `jobType` (JobTypeJobFacet 2-0-4).
+    #[serde(rename_all = "camelCase")]
+    pub struct JobTypeFacet {
+        /// `BATCH`.
+        pub processing_type: &'static str,
+        /// `DAGSTER`.
+        pub integration: &'static str,
+        /// `JOB`, `STEP`, `ASSET` or `ASSET_CHECK`.
+        pub job_type: &'static str,
+    }
 }
 
 impl JobTypeFacet {
     /// A Dagster batch job of `job_type`.
-    pub fn dagster(producer: &str, job_type: &'static str) -> Self {
+    pub fn dagster(producer: &'static str, job_type: &'static str) -> Self {
         Self {
-            base: FacetBase::new(producer, JOB_TYPE),
+            producer,
+            schema_url: JOB_TYPE,
             processing_type: "BATCH",
             integration: "DAGSTER",
             job_type,
@@ -299,14 +297,12 @@ impl JobTypeFacet {
     }
 }
 
-/// `ownership` on jobs and datasets (Ownership*Facet 1-0-1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OwnershipFacet {
-    /// Base fields.
-    #[serde(flatten)]
-    pub base: FacetBase,
-    /// The owners.
-    pub owners: Vec<Owner>,
+facet! {
+    /// `ownership` on jobs and datasets (Ownership*Facet 1-0-1).
+    pub struct OwnershipFacet {
+        /// The owners.
+        pub owners: Vec<Owner>,
+    }
 }
 
 /// One owner.
@@ -318,7 +314,7 @@ pub struct Owner {
 
 impl OwnershipFacet {
     /// Dagster owners (`a@b.c` or `team:x`) as URNs (`user:a@b.c`, `team:x`); `None` when empty.
-    pub fn new(producer: &str, position: Position, owners: &[String]) -> Option<Self> {
+    pub fn new(producer: &'static str, position: Position, owners: &[String]) -> Option<Self> {
         if owners.is_empty() {
             return None;
         }
@@ -338,28 +334,27 @@ impl OwnershipFacet {
             OWNERSHIP_DATASET
         };
         Some(Self {
-            base: FacetBase::new(producer, url),
+            producer,
+            schema_url: url,
             owners,
         })
     }
 }
 
-/// `documentation` on jobs and datasets (Documentation*Facet 1-1-0).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DocumentationFacet {
-    /// Base fields.
-    #[serde(flatten)]
-    pub base: FacetBase,
-    /// The description.
-    pub description: String,
-    /// `text/markdown`: Dagster descriptions are Markdown.
-    pub content_type: &'static str,
+facet! {
+    /// `documentation` on jobs and datasets (Documentation*Facet 1-1-0).
+    #[serde(rename_all = "camelCase")]
+    pub struct DocumentationFacet {
+        /// The description.
+        pub description: String,
+        /// `text/markdown`: Dagster descriptions are Markdown.
+        pub content_type: &'static str,
+    }
 }
 
 impl DocumentationFacet {
     /// `None` for an empty description.
-    pub fn new(producer: &str, position: Position, description: &str) -> Option<Self> {
+    pub fn new(producer: &'static str, position: Position, description: &str) -> Option<Self> {
         if description.trim().is_empty() {
             return None;
         }
@@ -369,21 +364,20 @@ impl DocumentationFacet {
             DOCUMENTATION_DATASET
         };
         Some(Self {
-            base: FacetBase::new(producer, url),
+            producer,
+            schema_url: url,
             description: description.to_owned(),
             content_type: "text/markdown",
         })
     }
 }
 
-/// `schema` (SchemaDatasetFacet 1-2-0).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SchemaFacet {
-    /// Base fields.
-    #[serde(flatten)]
-    pub base: FacetBase,
-    /// Columns.
-    pub fields: Vec<SchemaField>,
+facet! {
+    /// `schema` (SchemaDatasetFacet 1-2-0).
+    pub struct SchemaFacet {
+        /// Columns.
+        pub fields: Vec<SchemaField>,
+    }
 }
 
 /// One column.
@@ -401,22 +395,21 @@ pub struct SchemaField {
 
 impl SchemaFacet {
     /// The facet of `fields`.
-    pub fn new(producer: &str, fields: Vec<SchemaField>) -> Self {
+    pub fn new(producer: &'static str, fields: Vec<SchemaField>) -> Self {
         Self {
-            base: FacetBase::new(producer, SCHEMA),
+            producer,
+            schema_url: SCHEMA,
             fields,
         }
     }
 }
 
-/// `columnLineage` (ColumnLineageDatasetFacet 1-2-0).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ColumnLineageFacet {
-    /// Base fields.
-    #[serde(flatten)]
-    pub base: FacetBase,
-    /// Output column → its input fields, in column order of the source metadata.
-    pub fields: ColumnLineageFields,
+facet! {
+    /// `columnLineage` (ColumnLineageDatasetFacet 1-2-0).
+    pub struct ColumnLineageFacet {
+        /// Output column → its input fields, in column order of the source metadata.
+        pub fields: ColumnLineageFields,
+    }
 }
 
 /// The `fields` map of [`ColumnLineageFacet`], kept in the order Dagster reported it.
@@ -452,47 +445,45 @@ pub struct InputField {
 
 impl ColumnLineageFacet {
     /// The facet of `fields`.
-    pub fn new(producer: &str, fields: Vec<(String, Vec<InputField>)>) -> Self {
+    pub fn new(producer: &'static str, fields: Vec<(String, Vec<InputField>)>) -> Self {
         Self {
-            base: FacetBase::new(producer, COLUMN_LINEAGE),
+            producer,
+            schema_url: COLUMN_LINEAGE,
             fields: ColumnLineageFields(fields),
         }
     }
 }
 
-/// `dataSource` (DatasourceDatasetFacet 1-0-1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DatasourceFacet {
-    /// Base fields.
-    #[serde(flatten)]
-    pub base: FacetBase,
-    /// Name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// URI.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub uri: Option<String>,
+facet! {
+    /// `dataSource` (DatasourceDatasetFacet 1-0-1).
+    pub struct DatasourceFacet {
+        /// Name.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
+        /// URI.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub uri: Option<String>,
+    }
 }
 
 impl DatasourceFacet {
     /// The data source at `uri`.
-    pub fn new(producer: &str, name: Option<String>, uri: Option<String>) -> Self {
+    pub fn new(producer: &'static str, name: Option<String>, uri: Option<String>) -> Self {
         Self {
-            base: FacetBase::new(producer, DATASOURCE),
+            producer,
+            schema_url: DATASOURCE,
             name,
             uri,
         }
     }
 }
 
-/// `symlinks` (SymlinksDatasetFacet 1-0-1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SymlinksFacet {
-    /// Base fields.
-    #[serde(flatten)]
-    pub base: FacetBase,
-    /// Other names of the dataset.
-    pub identifiers: Vec<Identifier>,
+facet! {
+    /// `symlinks` (SymlinksDatasetFacet 1-0-1).
+    pub struct SymlinksFacet {
+        /// Other names of the dataset.
+        pub identifiers: Vec<Identifier>,
+    }
 }
 
 /// Another name of a dataset.
@@ -509,22 +500,21 @@ pub struct Identifier {
 
 impl SymlinksFacet {
     /// The facet of `identifiers`.
-    pub fn new(producer: &str, identifiers: Vec<Identifier>) -> Self {
+    pub fn new(producer: &'static str, identifiers: Vec<Identifier>) -> Self {
         Self {
-            base: FacetBase::new(producer, SYMLINKS),
+            producer,
+            schema_url: SYMLINKS,
             identifiers,
         }
     }
 }
 
-/// `dataQualityAssertions` (DataQualityAssertionsDatasetFacet 1-1-0, an input facet).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DataQualityAssertionsFacet {
-    /// Base fields.
-    #[serde(flatten)]
-    pub base: FacetBase,
-    /// The assertions.
-    pub assertions: Vec<Assertion>,
+facet! {
+    /// `dataQualityAssertions` (DataQualityAssertionsDatasetFacet 1-1-0, an input facet).
+    pub struct DataQualityAssertionsFacet {
+        /// The assertions.
+        pub assertions: Vec<Assertion>,
+    }
 }
 
 /// One assertion (a Dagster asset check evaluation).
@@ -543,30 +533,30 @@ pub struct Assertion {
 
 impl DataQualityAssertionsFacet {
     /// The facet of `assertions`.
-    pub fn new(producer: &str, assertions: Vec<Assertion>) -> Self {
+    pub fn new(producer: &'static str, assertions: Vec<Assertion>) -> Self {
         Self {
-            base: FacetBase::new(producer, DATA_QUALITY_ASSERTIONS),
+            producer,
+            schema_url: DATA_QUALITY_ASSERTIONS,
             assertions,
         }
     }
 }
 
-/// `outputStatistics` (OutputStatisticsOutputDatasetFacet 1-0-2).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OutputStatisticsFacet {
-    /// Base fields.
-    #[serde(flatten)]
-    pub base: FacetBase,
-    /// Rows written.
-    pub row_count: i64,
+facet! {
+    /// `outputStatistics` (OutputStatisticsOutputDatasetFacet 1-0-2).
+    #[serde(rename_all = "camelCase")]
+    pub struct OutputStatisticsFacet {
+        /// Rows written.
+        pub row_count: i64,
+    }
 }
 
 impl OutputStatisticsFacet {
     /// `row_count` rows written.
-    pub fn new(producer: &str, row_count: i64) -> Self {
+    pub fn new(producer: &'static str, row_count: i64) -> Self {
         Self {
-            base: FacetBase::new(producer, OUTPUT_STATISTICS),
+            producer,
+            schema_url: OUTPUT_STATISTICS,
             row_count,
         }
     }

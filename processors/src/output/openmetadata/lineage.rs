@@ -1,5 +1,7 @@
 //! Table → table lineage.
 
+use std::borrow::Cow;
+
 use lineage_schemas::records::{
     AddLineage, ColumnLineage, ColumnLineageEdge, DagsterEvent, DagsterEventType,
     OpenMetadataOperation, Operation, Origin,
@@ -25,7 +27,7 @@ pub struct LineageOutput {
 pub fn lineage_operations(
     tenant: &str,
     asset_key: &[String],
-    upstream: &[Vec<String>],
+    upstream: &[Cow<'_, [String]>],
     columns: Option<&ColumnLineage>,
     pipeline_fqn: Option<&str>,
     lookup: &impl Lookup,
@@ -38,7 +40,7 @@ pub fn lineage_operations(
     }
     for key in upstream {
         let Some(source) = lookup.table(tenant, key) else {
-            out.unresolved.push(key.clone());
+            out.unresolved.push(key.to_vec());
             continue;
         };
         let Some(target) = target else { continue };
@@ -106,13 +108,20 @@ pub fn materialization_pipeline(event: &DagsterEvent, lookup: &impl Lookup) -> O
 /// of it (the event without its schema, statistics and raw JSON), and the upstream keys it
 /// names itself (Dagster's recorded inputs, the assets of its column lineage).
 pub fn lineage_record(event: &DagsterEvent) -> (DagsterEvent, Vec<Vec<String>>) {
-    (lineage_part(event), upstream_keys(event, None))
+    let upstream = upstream_keys(event, None)
+        .into_iter()
+        .map(Cow::into_owned)
+        .collect();
+    (lineage_part(event), upstream)
 }
 
 /// The upstream keys of a materialization's edges as the current asset graph makes them: the
 /// definition's deps (else the inputs the event recorded), plus the assets of its column
 /// lineage.
-pub fn materialization_upstream(event: &DagsterEvent, lookup: &impl Lookup) -> Vec<Vec<String>> {
+pub fn materialization_upstream<'a>(
+    event: &'a DagsterEvent,
+    lookup: &'a impl Lookup,
+) -> Vec<Cow<'a, [String]>> {
     let Some(key) = event.asset_key.as_deref() else {
         return Vec::new();
     };
