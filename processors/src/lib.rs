@@ -3,6 +3,7 @@
 //! OpenMetadata operations in Kafka transactions.
 
 pub mod ingest;
+pub mod offline;
 pub mod output;
 pub mod processor;
 pub mod resolve;

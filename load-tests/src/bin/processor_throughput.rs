@@ -9,10 +9,13 @@
 //!    the process's CPU time (every thread, librdkafka's included, from `/proc/<pid>/stat`)
 //!    start at its first commit (state bootstrap excluded) and stop when the last event is
 //!    committed: records/s wall and per CPU-second (= per core).
-//! 3. Times the peer's converter (`testbed/peer/emit_events.py --bench`, the sensor's handlers
+//! 3. Runs the processor alone on the same events in this process, without Kafka
+//!    ([`lineage_processors::offline`], one thread, the median and best of 5 passes).
+//! 4. Times the peer's converter (`testbed/peer/emit_events.py --bench`, the sensor's handlers
 //!    and adapter, one Python thread) on the same events, written as JSON lines.
 //!
-//! Prints both rates and the ratio. Bounded: at most `--events` records (default 100 000,
+//! Prints the three rates and the ratios to the peer: converter to converter (the processor
+//! alone) and end to end. Bounded: at most `--events` records (default 100 000,
 //! capped at 1 000 000), 300 s for the processor, 600 s for the peer; loopback only (the
 //! testbed's Kafka and Schema Registry, `eval "$(testbed/env.sh)"`). Deletes its topics.
 //! `cargo build --release -p lineage-bus -p load-tests && target/release/processor_throughput`.
@@ -24,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use lineage_bus_core::KafkaConfig;
+use lineage_processors::offline::OfflineRun;
 use lineage_processors::workload::{Workload, workload};
 use lineage_schemas::catalog::{DAGSTER_ASSETS, DAGSTER_EVENTS, OPENMETADATA_TABLES};
 use lineage_schemas::records::{DagsterEvent, DagsterEventType as T, MetadataKind};
@@ -35,7 +39,12 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use serde_json::json;
 
+// The allocator of the lineage-bus binary (src/main.rs), for the in-process figure.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const TABLES: usize = 100_000;
+const OFFLINE_PASSES: usize = 5;
 const MAX_EVENTS: usize = 1_000_000;
 const PROCESS_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -84,14 +93,24 @@ fn main() -> Result<()> {
     runtime.block_on(delete_topics(&kafka, &topics));
     let (ours, ours_wall) = result?;
 
+    let alone = OfflineRun::new(&work).per_core(OFFLINE_PASSES);
     let peer = peer_rate(&root, &work.events)?;
     println!("processor_throughput: {n} events (realistic mix), {TABLES} tables");
+    println!(
+        "  lineage-bus processor alone (in process, one thread, no Kafka): median {:.0}, \
+         best {:.0} records/s per core",
+        alone.median, alone.best
+    );
     println!(
         "  lineage-bus process (release, through Kafka): {ours:.0} records/s per core \
          ({ours_wall:.0} records/s wall)"
     );
     println!("  dagster-openlineage 0.2.1 converter (Python): {peer:.0} records/s per core");
-    println!("  ratio: {:.1}x", ours / peer);
+    println!(
+        "  ratio to the peer: {:.1}x converter to converter (median), {:.1}x end to end",
+        alone.median / peer,
+        ours / peer
+    );
     Ok(())
 }
 

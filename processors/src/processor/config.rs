@@ -19,7 +19,8 @@ pub struct ProcessConfig {
     /// `transactional.id` of this instance; give each instance its own. Default
     /// `lineage-bus-processor-0`.
     pub transactional_id: String,
-    /// Most records per transaction. Default 1000.
+    /// Most records per transaction. Default 5000: larger transactions cost less per record
+    /// (on a 2-vCPU machine, 5000 gave 1.5x the wall rate of 1000); `max_wait` bounds latency.
     pub max_batch: usize,
     /// Longest wait for a batch to fill. Default `100ms`.
     #[serde(with = "humantime_serde")]
@@ -49,7 +50,7 @@ impl Default for ProcessConfig {
         Self {
             group: "lineage-bus-processor".into(),
             transactional_id: "lineage-bus-processor-0".into(),
-            max_batch: 1000,
+            max_batch: 5000,
             max_wait: Duration::from_millis(100),
             transaction_timeout: Duration::from_secs(30),
             topics: ProcessTopics::default(),

@@ -77,7 +77,9 @@ impl RunStatus {
             T::StepFailure => self.step(event, ExecutionStatus::Failed, at, true),
             T::StepSkipped => self.step(event, ExecutionStatus::Skipped, at, true),
             _ => {
-                if let Some(step) = event.step_key.as_deref().filter(|s| !s.is_empty()) {
+                if let Some(step) = event.step_key.as_deref().filter(|s| !s.is_empty())
+                    && !self.planned.contains(step)
+                {
                     self.planned.insert(step.to_owned());
                 }
                 false
