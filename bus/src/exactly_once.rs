@@ -311,7 +311,10 @@ impl ProducerContext for FirstDeliveryFailure {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, (): ()) {
-        if let (Err((error, message)), Ok(mut first)) = (result, self.0.lock()) {
+        // Only a failure takes the lock: this runs for every record.
+        if let Err((error, message)) = result
+            && let Ok(mut first) = self.0.lock()
+        {
             first.get_or_insert_with(|| format!("producing to {}: {error}", message.topic()));
         }
     }

@@ -1,8 +1,8 @@
 //! One transaction's worth of work: table and asset updates that arrived since the last batch,
 //! then each Dagster event, turned into OpenLineage events and OpenMetadata operations.
 
-use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -339,19 +339,15 @@ impl LineageProcessor {
         // run state
         let run_id = event
             .run_id
-            .clone()
+            .as_deref()
             .filter(|id| !id.is_empty() && !self.state.is_closed(&event.tenant, id));
-        if let Some(run_id) = &run_id {
+        if let Some(run_id) = run_id {
             let run = self.state.run_mut(event, run_id);
             if let Some(step) = &event.step_key {
-                run.steps.insert(step.clone());
+                insert_new(&mut run.steps, step);
                 match event.event_type {
-                    T::StepStart => {
-                        run.started_steps.insert(step.clone());
-                    }
-                    T::StepSuccess | T::StepFailure => {
-                        run.ended_steps.insert(step.clone());
-                    }
+                    T::StepStart => insert_new(&mut run.started_steps, step),
+                    T::StepSuccess | T::StepFailure => insert_new(&mut run.ended_steps, step),
                     _ => {}
                 }
             }
@@ -381,7 +377,7 @@ impl LineageProcessor {
             event.event_type,
             T::RunSuccess | T::RunFailure | T::RunCanceled
         );
-        if run_ended && let Some(run_id) = &run_id {
+        if run_ended && let Some(run_id) = run_id {
             self.close_children(event, run_id, out);
         }
 
@@ -395,7 +391,7 @@ impl LineageProcessor {
             return Ok(());
         };
         if run_ended {
-            self.emit_run_end(event, &run_id, origin, out)?;
+            self.emit_run_end(event, run_id, origin, out)?;
         }
         Ok(())
     }
@@ -711,5 +707,12 @@ impl BatchProcessor for LineageProcessor {
         self.flush_reports(&mut out)?;
         metrics::OPEN_RUNS.set(self.state.open_runs() as i64);
         Ok(out)
+    }
+}
+
+/// Adds `value` to `set`, copying it only when it is new (most events repeat a known step).
+fn insert_new(set: &mut BTreeSet<String>, value: &str) {
+    if !set.contains(value) {
+        set.insert(value.to_owned());
     }
 }
