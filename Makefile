@@ -33,7 +33,7 @@ test-contract: ## Tests of the Marquez and OpenMetadata contract servers (used w
 load-ingest: ## Requests/s of Dagster's external-asset endpoint and of `ingest` (testbed up; 2000 rows into Dagster)
 	source <(testbed/env.sh) && $(CARGO) run --release -p load-tests --bin ingest_load
 
-load-process: ## Records/s per core of `process` through the real Kafka, beside dagster-openlineage's converter (testbed up)
+load-process: ## Records/s per core of the processor alone and of `process` through the real Kafka, beside dagster-openlineage's converter (testbed up)
 	$(CARGO) build --release -p lineage-bus -p load-tests
 	source <(testbed/env.sh) && target/release/processor_throughput --events $${EVENTS:-200000}
 
