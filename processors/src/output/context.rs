@@ -21,7 +21,8 @@ pub struct OutputSettings {
     pub namespace: String,
     /// How the namespace of every job and dataset is built.
     pub namespace_template: NamespaceTemplate,
-    /// Producer URI of every event and facet.
+    /// Producer URI of every event and facet: `DEFAULT_PRODUCER`, this build's release (a
+    /// static string, so no facet copies it).
     pub producer: &'static str,
     /// Dagster webserver base URL, for links (`sourceUrl`, task log links); `None` = no links.
     pub dagster_url: Option<String>,
