@@ -9,3 +9,11 @@ pub mod processor;
 pub mod resolve;
 pub mod state;
 pub mod workload;
+
+use std::collections::BTreeSet;
+
+/// Adds `value` to `set`, copying it only when it is new; true when it was new. For the sets
+/// every event passes through, where the value is usually known already.
+pub(crate) fn insert_new(set: &mut BTreeSet<String>, value: &str) -> bool {
+    !set.contains(value) && set.insert(value.to_owned())
+}

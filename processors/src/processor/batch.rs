@@ -1,8 +1,8 @@
 //! One transaction's worth of work: table and asset updates that arrived since the last batch,
 //! then each Dagster event, turned into OpenLineage events and OpenMetadata operations.
 
+use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -23,6 +23,7 @@ use super::report::ReportWriter;
 use super::state::{HELD_EVENTS_PER_RUN, LineageState};
 use super::updates::StateUpdate;
 use crate::ingest::{IngestError, IngestValidator};
+use crate::insert_new;
 use crate::output::openlineage::{
     Event, StepClosure, events_for, unfinished_step, unmaterialized_asset,
 };
@@ -346,8 +347,12 @@ impl LineageProcessor {
             if let Some(step) = &event.step_key {
                 insert_new(&mut run.steps, step);
                 match event.event_type {
-                    T::StepStart => insert_new(&mut run.started_steps, step),
-                    T::StepSuccess | T::StepFailure => insert_new(&mut run.ended_steps, step),
+                    T::StepStart => {
+                        insert_new(&mut run.started_steps, step);
+                    }
+                    T::StepSuccess | T::StepFailure => {
+                        insert_new(&mut run.ended_steps, step);
+                    }
                     _ => {}
                 }
             }
@@ -707,12 +712,5 @@ impl BatchProcessor for LineageProcessor {
         self.flush_reports(&mut out)?;
         metrics::OPEN_RUNS.set(self.state.open_runs() as i64);
         Ok(out)
-    }
-}
-
-/// Adds `value` to `set`, copying it only when it is new (most events repeat a known step).
-fn insert_new(set: &mut BTreeSet<String>, value: &str) {
-    if !set.contains(value) {
-        set.insert(value.to_owned());
     }
 }

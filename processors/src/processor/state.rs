@@ -11,6 +11,7 @@ use hashbrown::{Equivalent, HashMap, HashSet};
 use lineage_schemas::records::{AssetDefinition, DagsterEvent, Origin, TableSnapshot};
 
 use super::updates::StateUpdate;
+use crate::insert_new;
 use crate::output::openmetadata::{RunStatus, lineage_record, materialization_pipeline};
 use crate::output::{Lookup, ResolvedTable, RunContext};
 use crate::resolve::{JoinState, ResolverConfig};
@@ -199,13 +200,17 @@ impl LineageState {
                         name: format!("{}.{}.{}", table.database(), table.schema(), table.name()),
                         fqn: table.fqn(),
                     };
-                    if let Some(previous) = self.tables.insert(asset.clone(), resolved)
-                        && self
-                            .tables
-                            .get(asset)
-                            .is_some_and(|t| t.fqn != previous.fqn)
-                    {
-                        self.written_upstream.remove(asset);
+                    // the asset's key is copied only when it is new
+                    match self.tables.get_mut(asset) {
+                        Some(current) => {
+                            if current.fqn != resolved.fqn {
+                                self.written_upstream.remove(asset);
+                            }
+                            *current = resolved;
+                        }
+                        None => {
+                            self.tables.insert(asset.clone(), resolved);
+                        }
                     }
                 }
                 None => {
@@ -372,8 +377,7 @@ impl LineageState {
         // looked up by reference: the owned key and FQN are built only when new (every
         // materialization's edges pass here)
         match self.written_upstream.get_mut(asset) {
-            Some(written) if written.contains(source_fqn) => false,
-            Some(written) => written.insert(source_fqn.to_owned()),
+            Some(written) => insert_new(written, source_fqn),
             None => {
                 let written = BTreeSet::from([source_fqn.to_owned()]);
                 self.written_upstream.insert(asset.clone(), written);

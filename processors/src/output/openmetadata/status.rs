@@ -8,6 +8,7 @@ use lineage_schemas::records::{
 };
 
 use super::pipeline::{pipeline_fqn, pipeline_name};
+use crate::insert_new;
 use crate::output::OutputSettings;
 
 /// The status of one Dagster run and of each of its steps, as OpenMetadata stores it: ONE
@@ -77,10 +78,8 @@ impl RunStatus {
             T::StepFailure => self.step(event, ExecutionStatus::Failed, at, true),
             T::StepSkipped => self.step(event, ExecutionStatus::Skipped, at, true),
             _ => {
-                if let Some(step) = event.step_key.as_deref().filter(|s| !s.is_empty())
-                    && !self.planned.contains(step)
-                {
-                    self.planned.insert(step.to_owned());
+                if let Some(step) = event.step_key.as_deref().filter(|s| !s.is_empty()) {
+                    insert_new(&mut self.planned, step);
                 }
                 false
             }
